@@ -1,0 +1,144 @@
+#pragma once
+// The decision engine of vguardd: pure, single-threaded, no I/O (STYLE.md §1-2). Every safety rule of
+// standalone mode lives here: who may act on which domain, when a domain counts as off, what is answered
+// when the hypervisor cannot be reached. The runtime feeds it Events and carries out its Commands in order;
+// an Audit command always precedes the Reply it justifies, so the forensic record is written first.
+#include <boost/json/object.hpp>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "hypervisor.h"
+#include "log.h"
+#include "message.h"
+#include "result.h"
+#include "uuid.h"
+
+namespace vguard::fenced {
+
+using TimeMs = std::int64_t;  ///< monotonic milliseconds (deadlines only; never replicated)
+
+/// What the engine needs from the configuration.
+struct Policy {
+  struct KeyRule {
+    std::string name;                ///< the config section name, for logs
+    std::vector<std::string> allow;  ///< globs over domain names and UUIDs; empty = nothing (deny by default)
+  };
+  std::map<proto::KeyId, KeyRule> keys;
+  std::uint32_t default_budget_ms = 30000;
+  std::uint32_t max_budget_ms = 300000;
+};
+
+// ---- inputs ----
+/// A request that passed framing, MAC and replay checks.
+struct RequestIn {
+  std::uint64_t id = 0;
+  std::string requester;             ///< peer address, for the log
+  std::optional<proto::KeyId> key;   ///< nullopt: the local root control socket (full rights)
+  proto::Request request;
+};
+/// The hypervisor connection is up; domains is a listing taken after the event subscription.
+struct HvConnected {
+  std::vector<DomainInfo> domains;
+};
+/// A lifecycle event.
+struct HvDomain {
+  DomainInfo info;
+};
+/// The hypervisor connection dropped (or a connect attempt failed while it was down).
+struct HvLost {
+  std::string reason;
+};
+/// A DoDestroy / DoStart finished. ok means the hypervisor confirmed the target state.
+struct OpDone {
+  std::uint64_t op = 0;
+  bool ok = false;
+  std::string error;  ///< reason when !ok
+};
+/// Timer tick: expire deadlines.
+struct Tick {};
+
+using Input = std::variant<RequestIn, HvConnected, HvDomain, HvLost, OpDone, Tick>;
+struct Event {
+  TimeMs now = 0;
+  Input input;
+};
+
+// ---- outputs ----
+/// Append a forensic record; sync = fsync before anything after it happens.
+struct Audit {
+  std::string type;
+  boost::json::object fields;
+  bool sync = false;
+};
+struct LogLine {
+  Level level = Level::info;
+  std::string text;
+};
+/// Destroy the domain; answer OpDone{op} once the hypervisor reports it shut off (or fails).
+struct DoDestroy {
+  std::uint64_t op = 0;
+  Uuid uuid;
+};
+/// Start the domain; answer OpDone{op}.
+struct DoStart {
+  std::uint64_t op = 0;
+  Uuid uuid;
+};
+/// Answer request `request` (the runtime adds the nonce and signs).
+struct Reply {
+  std::uint64_t request = 0;
+  proto::Response response;
+};
+using Command = std::variant<Audit, LogLine, DoDestroy, DoStart, Reply>;
+
+class Engine {
+ public:
+  explicit Engine(Policy policy) : policy_(std::move(policy)) {}
+
+  /// Feeds one event; returns the commands to carry out, in order.
+  std::vector<Command> handle(const Event& ev);
+
+  // Introspection for tests and status output.
+  [[nodiscard]] bool hypervisor_connected() const { return connected_; }
+  [[nodiscard]] std::size_t pending() const { return pending_.size(); }
+  [[nodiscard]] std::optional<DomainInfo> domain(const Uuid& u) const;
+
+ private:
+  struct Pending {
+    std::uint64_t request = 0;
+    proto::Action action = proto::Action::status;
+    DomainInfo target;
+    TimeMs deadline = 0;
+    std::uint64_t op = 0;
+    bool restarting = false;  // reboot: destroy done, start in flight
+  };
+  using Out = std::vector<Command>;
+
+  void on_request(TimeMs now, const RequestIn& r, Out& out);
+  void on_op_done(const OpDone& d, Out& out);
+  void on_tick(TimeMs now, Out& out);
+  void on_connected(const HvConnected& c, Out& out);
+  void on_lost(const HvLost& l, Out& out);
+
+  [[nodiscard]] bool allowed(const std::optional<proto::KeyId>& key, std::string_view name_or_uuid) const;
+  [[nodiscard]] std::string key_name(const std::optional<proto::KeyId>& key) const;
+  void list(const RequestIn& r, Out& out);
+  void finish(Out& out, std::uint64_t request, proto::Action action, const DomainInfo* d, proto::Status st,
+              errc code, std::string message);
+  void decide(Out& out, std::uint64_t request, const DomainInfo& d, std::string_view decision,
+              std::string_view reason);
+
+  Policy policy_;
+  bool connected_ = false;
+  std::string disconnect_reason_ = "not connected yet";
+  std::map<Uuid, DomainInfo> domains_;
+  std::map<std::uint64_t, Pending> pending_;  // by op id
+  std::uint64_t next_op_ = 1;
+};
+
+}  // namespace vguard::fenced

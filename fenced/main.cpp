@@ -1,0 +1,68 @@
+// vguardd: the vguard host daemon.
+#include <boost/program_options.hpp>
+
+#include <iostream>
+
+#include "config.h"
+#include "daemon.h"
+#include "libvirt_hypervisor.h"
+#include "log.h"
+
+namespace po = boost::program_options;
+using namespace vguard;
+
+namespace {
+Level parse_level(const std::string& s) {
+  for (Level l : {Level::critical, Level::error, Level::warning, Level::notice, Level::info, Level::debug, Level::trace})
+    if (level_name(l) == s) return l;
+  return Level::info;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path = "/etc/vguard/vguard.conf";
+  po::options_description desc("Usage: vguardd [--config FILE] [--check]\nOptions");
+  desc.add_options()                                                                            //
+      ("config,c", po::value(&config_path), "configuration file (default /etc/vguard/vguard.conf)")  //
+      ("check", "validate the configuration and key files, then exit")                          //
+      ("foreground,f", "run in the foreground (always the case; accepted for compatibility)")   //
+      ("version,V", "print the version")                                                        //
+      ("help,h", "print this help");
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, desc), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "vguardd: " << e.what() << "\n" << desc;
+    return 2;
+  }
+  if (vm.count("help")) {
+    std::cout << desc;
+    return 0;
+  }
+  if (vm.count("version")) {
+    std::cout << "vguardd 0.1.0\n";
+    return 0;
+  }
+  auto cfg = fenced::load_config(config_path);
+  if (!cfg) {
+    std::cerr << "vguardd: " << cfg.error().context << "\n";
+    return 1;
+  }
+  if (vm.count("check")) {
+    std::cout << "vguardd: configuration " << config_path << " is valid (" << cfg->keys.size() << " keys, "
+              << cfg->listen.size() << " network listeners)\n";
+    return 0;
+  }
+  StderrLogger log(parse_level(cfg->log_level));
+  fenced::LibvirtHypervisor hv(cfg->libvirt_uri);
+  fenced::Daemon daemon(fenced::DaemonOptions{*cfg, true}, hv, log);
+  if (auto r = daemon.start(); !r) {
+    VG_LOG(log, Level::critical, "daemon", "cannot start: {}", r.error().message());
+    return 1;
+  }
+  VG_LOG(log, Level::notice, "daemon", "vguardd 0.1.0 started (standalone mode) | config={} libvirt={}", config_path,
+         cfg->libvirt_uri);
+  daemon.run();
+  return 0;
+}

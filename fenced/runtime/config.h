@@ -1,0 +1,50 @@
+#pragma once
+// vguardd's configuration file (INI, parsed with Boost.ProgramOptions). Every key is documented in
+// vguard.conf(5). An unknown key or a bad value is an error naming the file and line.
+#include <string>
+#include <vector>
+
+#include "engine.h"
+#include "key.h"
+#include "result.h"
+
+namespace vguard::fenced {
+
+struct KeyConfig {
+  std::string name;                ///< section [key.NAME]
+  std::string file;                ///< key file path
+  std::vector<std::string> allow;  ///< globs over domain names and UUIDs
+  proto::Key key;                  ///< loaded key bytes and id
+  int line = 0;                    ///< line of the section header
+};
+
+struct DaemonConfig {
+  std::string path;                ///< the file it was read from
+  std::string libvirt_uri = "qemu:///system";
+  std::vector<std::string> listen;  ///< "ADDR:PORT", "[V6]:PORT" or "vsock:PORT"
+  std::string control_socket = "/run/vguard/vguardd.sock";
+  std::string log_file = "/var/lib/vguard/forensic.log";
+  std::string pid_file;
+  std::string log_level = "info";
+  unsigned replay_window = 30;      ///< seconds
+  unsigned request_timeout = 30;    ///< seconds: default budget of a request
+  unsigned reconnect_interval = 2;  ///< seconds between libvirt reconnect attempts
+  std::vector<KeyConfig> keys;
+
+  /// The engine's view of it.
+  [[nodiscard]] Policy policy() const;
+};
+
+/// Reads and validates the file, loading every key file. errc::bad_config with "FILE:LINE: what".
+Result<DaemonConfig> load_config(const std::string& path);
+
+/// A parsed "listen" value.
+struct ListenAddress {
+  enum class Kind { tcp, vsock } kind = Kind::tcp;
+  std::string host;
+  unsigned port = 0;
+};
+/// Parses "127.0.0.1:1231", "[::1]:1231", "0.0.0.0:1231", "vsock:1231". errc::bad_config.
+Result<ListenAddress> parse_listen(const std::string& text);
+
+}  // namespace vguard::fenced

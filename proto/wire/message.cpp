@@ -1,0 +1,262 @@
+#include "message.h"
+
+#include <cstring>
+
+#include "crypto.h"
+
+namespace vguard::proto {
+namespace {
+
+constexpr std::uint8_t kKindRequest = 1;
+constexpr std::uint8_t kKindResponse = 2;
+constexpr std::size_t kHeader = 4 + 1 + 1 + 8;  // prefix, version, kind, key id
+
+class Writer {
+ public:
+  void u8(std::uint8_t v) { out_.push_back(static_cast<char>(v)); }
+  void u16(std::uint16_t v) { le(v, 2); }
+  void u32(std::uint32_t v) { le(v, 4); }
+  void i64(std::int64_t v) { le(static_cast<std::uint64_t>(v), 8); }
+  template <std::size_t N>
+  void bytes(const std::array<std::uint8_t, N>& a) {
+    out_.append(reinterpret_cast<const char*>(a.data()), N);
+  }
+  void str(std::string_view s) {
+    // Callers bound strings; an oversize one is a bug in the caller, truncating silently would change a target.
+    VG_ASSERT(s.size() <= kMaxString, "string field too long");
+    u16(static_cast<std::uint16_t>(s.size()));
+    out_.append(s);
+  }
+  std::string& out() { return out_; }
+
+ private:
+  void le(std::uint64_t v, int n) {
+    for (int i = 0; i < n; ++i) out_.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  }
+  std::string out_;
+};
+
+class Reader {
+ public:
+  explicit Reader(std::string_view in) : in_(in) {}
+  bool u8(std::uint8_t& v) {
+    std::uint64_t x;
+    if (!le(x, 1)) return false;
+    v = static_cast<std::uint8_t>(x);
+    return true;
+  }
+  bool u16(std::uint16_t& v) {
+    std::uint64_t x;
+    if (!le(x, 2)) return false;
+    v = static_cast<std::uint16_t>(x);
+    return true;
+  }
+  bool u32(std::uint32_t& v) {
+    std::uint64_t x;
+    if (!le(x, 4)) return false;
+    v = static_cast<std::uint32_t>(x);
+    return true;
+  }
+  bool i64(std::int64_t& v) {
+    std::uint64_t x;
+    if (!le(x, 8)) return false;
+    v = static_cast<std::int64_t>(x);
+    return true;
+  }
+  template <std::size_t N>
+  bool bytes(std::array<std::uint8_t, N>& a) {
+    if (in_.size() - pos_ < N) return false;
+    std::memcpy(a.data(), in_.data() + pos_, N);
+    pos_ += N;
+    return true;
+  }
+  bool str(std::string& s) {
+    std::uint16_t n;
+    if (!u16(n) || n > kMaxString || in_.size() - pos_ < n) return false;
+    s.assign(in_.substr(pos_, n));
+    pos_ += n;
+    return true;
+  }
+  [[nodiscard]] bool done() const { return pos_ == in_.size(); }
+
+ private:
+  bool le(std::uint64_t& v, std::size_t n) {
+    if (in_.size() - pos_ < n) return false;
+    v = 0;
+    for (std::size_t i = 0; i < n; ++i) v |= static_cast<std::uint64_t>(static_cast<unsigned char>(in_[pos_ + i])) << (8 * i);
+    pos_ += n;
+    return true;
+  }
+  std::string_view in_;
+  std::size_t pos_ = 0;
+};
+
+Writer start(std::uint8_t kind, const KeyId& key_id) {
+  Writer w;
+  w.u32(0);  // patched in finish()
+  w.u8(kVersion);
+  w.u8(kind);
+  w.bytes(key_id);
+  return w;
+}
+
+std::string finish(Writer& w, std::string_view key) {
+  std::string& out = w.out();
+  const std::size_t len = out.size() - 4 + kMacLen;
+  VG_ASSERT(len <= kMaxFrame, "frame exceeds kMaxFrame");
+  for (int i = 0; i < 4; ++i) out[static_cast<std::size_t>(i)] = static_cast<char>((len >> (8 * i)) & 0xff);
+  const Digest mac = hmac_sha256(key, out);
+  out.append(as_view(mac));
+  return std::move(out);
+}
+
+
+}  // namespace
+
+std::optional<Action> action_from_name(std::string_view n) {
+  if (n == "off") return Action::off;
+  if (n == "reboot") return Action::reboot;
+  if (n == "on") return Action::on;
+  if (n == "status") return Action::status;
+  if (n == "monitor") return Action::monitor;
+  if (n == "list") return Action::list;
+  if (n == "list-status") return Action::list_status;
+  if (n == "hook-prepare") return Action::hook_prepare;
+  if (n == "hook-release") return Action::hook_release;
+  return std::nullopt;
+}
+
+std::string_view action_name(Action a) {
+  switch (a) {
+    case Action::off: return "off";
+    case Action::reboot: return "reboot";
+    case Action::on: return "on";
+    case Action::status: return "status";
+    case Action::monitor: return "monitor";
+    case Action::list: return "list";
+    case Action::list_status: return "list-status";
+    case Action::hook_prepare: return "hook-prepare";
+    case Action::hook_release: return "hook-release";
+  }
+  return "?";
+}
+
+bool action_known(std::uint8_t v) {
+  return (v >= 1 && v <= 7) || v == 16 || v == 17;
+}
+
+std::string_view power_state_name(PowerState s) {
+  switch (s) {
+    case PowerState::unknown: return "unknown";
+    case PowerState::running: return "running";
+    case PowerState::paused: return "paused";
+    case PowerState::shutoff: return "shut off";
+    case PowerState::other: return "active";
+  }
+  return "?";
+}
+
+std::string encode_request(const KeyId& key_id, std::string_view key, const Request& r) {
+  Writer w = start(kKindRequest, key_id);
+  w.bytes(r.nonce);
+  w.i64(r.timestamp_ms);
+  w.u8(static_cast<std::uint8_t>(r.action));
+  w.u8(r.flags);
+  w.u32(r.budget_ms);
+  w.str(r.target);
+  return finish(w, key);
+}
+
+std::string encode_response(const KeyId& key_id, std::string_view key, const Response& r) {
+  Writer w = start(kKindResponse, key_id);
+  w.bytes(r.nonce);
+  w.u8(static_cast<std::uint8_t>(r.status));
+  w.u16(r.error);
+  w.str(r.message.size() > kMaxString ? std::string_view(r.message).substr(0, kMaxString) : r.message);
+  w.u32(static_cast<std::uint32_t>(r.domains.size()));
+  for (const auto& d : r.domains) {
+    w.bytes(d.uuid.bytes);
+    w.str(d.name);
+    w.u8(static_cast<std::uint8_t>(d.state));
+  }
+  return finish(w, key);
+}
+
+Result<std::size_t> frame_length(std::string_view prefix4) {
+  if (prefix4.size() != 4) return make_error(errc::bad_frame, "length prefix must be 4 bytes");
+  std::size_t len = 0;
+  for (std::size_t i = 0; i < 4; ++i) len |= static_cast<std::size_t>(static_cast<unsigned char>(prefix4[i])) << (8 * i);
+  if (len < kHeader - 4 + kMacLen)
+    return make_error(errc::bad_frame, "frame length " + std::to_string(len) + " is shorter than header and MAC");
+  if (len > kMaxFrame)
+    return make_error(errc::bad_frame,
+                      "frame length " + std::to_string(len) + " exceeds maximum " + std::to_string(kMaxFrame));
+  return len;
+}
+
+Result<KeyId> peek_key_id(std::string_view frame) {
+  if (frame.size() < kHeader) return make_error(errc::bad_frame, "frame shorter than its header");
+  KeyId id{};
+  std::memcpy(id.data(), frame.data() + 6, id.size());
+  return id;
+}
+
+Result<Frame> decode_frame(std::string_view frame, std::string_view key) {
+  if (frame.size() < 4) return make_error(errc::bad_frame, "truncated length prefix");
+  auto len = frame_length(frame.substr(0, 4));
+  if (!len) return len.error();
+  if (frame.size() - 4 != *len)
+    return make_error(errc::bad_frame, "frame has " + std::to_string(frame.size() - 4) + " bytes, length says " +
+                                           std::to_string(*len));
+  const std::string_view signed_part = frame.substr(0, frame.size() - kMacLen);
+  const Digest want = hmac_sha256(key, signed_part);
+  if (!ct_equal(as_view(want), frame.substr(frame.size() - kMacLen)))
+    return make_error(errc::bad_mac, "frame MAC does not verify");
+
+  Reader rd(signed_part.substr(4));
+  std::uint8_t version = 0, kind = 0;
+  Frame f;
+  rd.u8(version);
+  if (version != kVersion)
+    return make_error(errc::bad_version, "version " + std::to_string(version) + ", expected " + std::to_string(kVersion));
+  rd.u8(kind);
+  rd.bytes(f.key_id);
+  if (kind == kKindRequest) {
+    Request r;
+    std::uint8_t action = 0;
+    if (!rd.bytes(r.nonce) || !rd.i64(r.timestamp_ms) || !rd.u8(action) || !rd.u8(r.flags) || !rd.u32(r.budget_ms) ||
+        !rd.str(r.target))
+      return make_error(errc::bad_frame, "truncated request body");
+    if (!rd.done()) return make_error(errc::bad_frame, "trailing bytes after request body");
+    if (!action_known(action)) return make_error(errc::unknown_action, "action code " + std::to_string(action));
+    r.action = static_cast<Action>(action);
+    f.request = std::move(r);
+  } else if (kind == kKindResponse) {
+    Response r;
+    std::uint8_t status = 0;
+    std::uint32_t count = 0;
+    if (!rd.bytes(r.nonce) || !rd.u8(status) || !rd.u16(r.error) || !rd.str(r.message) || !rd.u32(count))
+      return make_error(errc::bad_frame, "truncated response body");
+    if (status > 3) return make_error(errc::bad_frame, "response status " + std::to_string(status));
+    r.status = static_cast<Status>(status);
+    // Each entry takes at least 19 bytes: bound count before reserving.
+    if (count > kMaxFrame / 19) return make_error(errc::bad_frame, "domain count too large");
+    r.domains.reserve(count);
+    for (std::uint32_t i = 0; i < count; ++i) {
+      DomainEntry d;
+      std::uint8_t st = 0;
+      if (!rd.bytes(d.uuid.bytes) || !rd.str(d.name) || !rd.u8(st))
+        return make_error(errc::bad_frame, "truncated domain entry " + std::to_string(i));
+      if (st > 4) return make_error(errc::bad_frame, "domain state " + std::to_string(st));
+      d.state = static_cast<PowerState>(st);
+      r.domains.push_back(std::move(d));
+    }
+    if (!rd.done()) return make_error(errc::bad_frame, "trailing bytes after response body");
+    f.response = std::move(r);
+  } else {
+    return make_error(errc::bad_frame, "frame kind " + std::to_string(kind));
+  }
+  return f;
+}
+
+}  // namespace vguard::proto

@@ -1,0 +1,103 @@
+#include "config.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+namespace vguard::fenced {
+namespace {
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  std::string dir = ::testing::TempDir();
+  std::string key_path = dir + "/cfg-test.key";
+  std::string key2_path = dir + "/cfg-test2.key";
+  void SetUp() override {
+    std::ofstream(key_path, std::ios::binary) << "0123456789abcdef0123456789abcdef";
+    std::ofstream(key2_path, std::ios::binary) << "fedcba9876543210fedcba9876543210";
+  }
+  std::string write(const std::string& text) {
+    const std::string p = dir + "/vguard-test.conf";
+    std::ofstream(p) << text;
+    return p;
+  }
+  std::string error_of(const std::string& text) {
+    auto c = load_config(write(text));
+    EXPECT_FALSE(c) << "accepted:\n" << text;
+    return c ? std::string() : c.error().context;
+  }
+};
+
+TEST_F(ConfigTest, FullFileLoads) {
+  auto c = load_config(write("# comment\n[daemon]\nlibvirt_uri = test:///default\nlisten = 127.0.0.1:1231\n"
+                             "listen = [::1]:1231\ncontrol_socket = /tmp/x.sock\nlog_file = /tmp/f.log\n"
+                             "replay_window = 20\nrequest_timeout = 10\nlog_level = debug\n\n[key.guests-a]\nfile = " +
+                             key_path + "\nallow = web-*, db-1\nallow = 11111111-1111-1111-1111-111111111111\n"
+                                        "[key.guests-b]\nfile = " + key2_path + "\n"));
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->libvirt_uri, "test:///default");
+  EXPECT_EQ(c->listen.size(), 2u);
+  EXPECT_EQ(c->replay_window, 20u);
+  ASSERT_EQ(c->keys.size(), 2u);
+  EXPECT_EQ(c->keys[0].name, "guests-a");
+  EXPECT_EQ(c->keys[0].allow, (std::vector<std::string>{"web-*", "db-1", "11111111-1111-1111-1111-111111111111"}));
+  EXPECT_TRUE(c->keys[1].allow.empty());
+  auto p = c->policy();
+  EXPECT_EQ(p.keys.size(), 2u);
+  EXPECT_EQ(p.default_budget_ms, 10000u);
+}
+
+TEST_F(ConfigTest, DefaultsWhenEmpty) {
+  auto c = load_config(write(""));
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->libvirt_uri, "qemu:///system");
+  EXPECT_TRUE(c->listen.empty());
+  EXPECT_EQ(c->control_socket, "/run/vguard/vguardd.sock");
+}
+
+TEST_F(ConfigTest, ErrorsNameFileLineAndProblem) {
+  struct Case {
+    std::string text;
+    std::string want;
+  } cases[] = {
+      {"[daemon]\nlibvrt_uri = x\n", "vguard-test.conf:2: unknown key 'daemon.libvrt_uri'"},
+      {"[daemon]\n\nreplay_window = abc\n", ":3: bad value 'abc' for replay_window"},
+      {"[daemon]\nrequest_timeout = 0\n", ":2: bad value '0' for request_timeout"},
+      {"[daemon]\nlisten = 127.0.0.1\n", ":2: bad listen address '127.0.0.1'"},
+      {"[daemon]\nlisten = 127.0.0.1:99999\n", ":2: bad port"},
+      {"[daemon]\nlog_level = loud\n", ":2: bad log_level 'loud'"},
+      {"[daemon]\nlog_file = relative.log\n", ":2: log_file must be an absolute path"},
+      {"[daemon]\nlibvirt_uri = a\nlibvirt_uri = b\n", ":3: 'daemon.libvirt_uri' is set more than once"},
+      {"[daemon]\njunk line\n", ":2: expected 'key = value'"},
+      {"[key.a]\nallow = x\n", ":1: key 'a' has no 'file'"},
+      {"[key.a]\nfile = /nonexistent/k\n", ":2: cannot read key file /nonexistent/k"},
+      {"[key.a]\nfile = " + key_path + "\nalow = x\n", ":3: unknown key 'alow' in section [key.a]"},
+      {"[key.a]\nfile = " + key_path + "\n[key.b]\nfile = " + key_path + "\n", "use the same key bytes"},
+      {"[deamon]\nlisten = 1.2.3.4:5\n", ":2: unknown key 'deamon.listen'"},
+  };
+  for (const auto& c : cases) {
+    const std::string e = error_of(c.text);
+    EXPECT_NE(e.find(c.want), std::string::npos) << "got: " << e << "\nwant: " << c.want;
+  }
+}
+
+TEST_F(ConfigTest, MissingFile) {
+  auto c = load_config("/nonexistent/vguard.conf");
+  ASSERT_FALSE(c);
+  EXPECT_NE(c.error().context.find("/nonexistent/vguard.conf"), std::string::npos);
+}
+
+TEST(Listen, Parse) {
+  auto a = parse_listen("vsock:1231");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->kind, ListenAddress::Kind::vsock);
+  a = parse_listen("[::1]:7");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->host, "::1");
+  EXPECT_FALSE(parse_listen("::1:7"));
+  EXPECT_FALSE(parse_listen(":7"));
+  EXPECT_FALSE(parse_listen("vsock:0"));
+}
+
+}  // namespace
+}  // namespace vguard::fenced
