@@ -1,0 +1,550 @@
+// ctl/: vguardctl's logic in-process (keygen, status, log show/verify, command line), plus the built binary
+// once for its exit codes.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/json/parse.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "audit.h"
+#include "cli.h"
+#include "key.h"
+#include "keygen.h"
+#include "log_cmd.h"
+#include "status.h"
+
+namespace vguard::ctl {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+namespace fs = std::filesystem;
+
+constexpr std::int64_t kNow = 1795316645123;  // 2026-11-22T03:04:05.123Z
+constexpr std::string_view kWebUuid = "5e1f0c2a-7d4b-4c8e-9a61-0b3d2f4e6a71";
+
+std::string data(const std::string& name) { return std::string(VG_TEST_DATA) + "/audit/" + name; }
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  EXPECT_TRUE(in) << path;
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+unsigned mode_of(const std::string& path) {
+  struct stat st {};
+  EXPECT_EQ(::stat(path.c_str(), &st), 0) << path;
+  return st.st_mode & 07777;
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "vguard-ctl-XXXXXX").string();
+    EXPECT_NE(::mkdtemp(tmpl.data()), nullptr);
+    path_ = tmpl;
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  [[nodiscard]] const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// ---- keygen
+// ------------------------------------------------------------------------------------------------
+
+TEST(CtlKeygen, WritesPrivateKeyAndReportsItsId) {
+  TempDir tmp;
+  KeygenOptions o;
+  o.out = tmp.path() + "/etc/vguard/vguard.key";
+  auto r = keygen(o);
+  ASSERT_TRUE(r.has_value()) << r.error().message();
+  const std::string key = slurp(o.out);
+  EXPECT_EQ(key.size(), 4096u);
+  EXPECT_EQ(mode_of(o.out), 0600u);
+  EXPECT_EQ(mode_of(tmp.path() + "/etc"), 0700u);
+  EXPECT_EQ(mode_of(tmp.path() + "/etc/vguard"), 0700u);
+  EXPECT_EQ(r->key_id_hex, proto::key_id_hex(proto::key_id_of(key)));
+  EXPECT_EQ(r->key_id_hex.size(), 16u);
+  EXPECT_THAT(r->snippet, StartsWith("key id: " + r->key_id_hex + "\n"));
+  EXPECT_THAT(r->snippet, HasSubstr("[key.NAME]\nfile = " + o.out + "\nallow = ...\n"));
+  // The key loads with the daemon's own loader.
+  auto loaded = proto::load_key_file(o.out);
+  ASSERT_TRUE(loaded.has_value()) << loaded.error().message();
+  EXPECT_EQ(proto::key_id_hex(loaded->id), r->key_id_hex);
+}
+
+TEST(CtlKeygen, RefusesToOverwriteWithoutForce) {
+  TempDir tmp;
+  KeygenOptions o;
+  o.out = tmp.path() + "/k";
+  o.bytes = 32;
+  ASSERT_TRUE(keygen(o).has_value());
+  const std::string first = slurp(o.out);
+  auto again = keygen(o);
+  ASSERT_FALSE(again.has_value());
+  EXPECT_EQ(again.error().context, "key file " + o.out + " already exists; use --force to replace it");
+  EXPECT_EQ(slurp(o.out), first);
+
+  o.force = true;
+  o.bytes = 64;
+  auto forced = keygen(o);
+  ASSERT_TRUE(forced.has_value()) << forced.error().message();
+  const std::string second = slurp(o.out);
+  EXPECT_EQ(second.size(), 64u);
+  EXPECT_NE(second.substr(0, 32), first);
+  EXPECT_EQ(mode_of(o.out), 0600u);
+  // The temporary file was renamed, nothing is left behind.
+  EXPECT_EQ(std::distance(fs::directory_iterator(tmp.path()), fs::directory_iterator()), 1);
+}
+
+TEST(CtlKeygen, SizeLimitsAndBadPaths) {
+  TempDir tmp;
+  KeygenOptions o;
+  o.out = tmp.path() + "/k";
+  for (std::size_t bad : {std::size_t{0}, std::size_t{15}, std::size_t{4097}}) {
+    o.bytes = bad;
+    auto r = keygen(o);
+    ASSERT_FALSE(r.has_value()) << bad;
+    EXPECT_EQ(r.error().code, make_error_code(errc::bad_key));
+    EXPECT_FALSE(fs::exists(o.out));
+  }
+  o.bytes = 16;
+  ASSERT_TRUE(keygen(o).has_value());
+  EXPECT_EQ(slurp(o.out).size(), 16u);
+
+  o.out = tmp.path() + "/k/sub/key";  // "k" is a file
+  auto r = keygen(o);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_THAT(r.error().context, HasSubstr("ot a directory"));
+}
+
+// ---- status
+// ------------------------------------------------------------------------------------------------
+
+std::vector<proto::DomainEntry> two_domains() {
+  std::vector<proto::DomainEntry> d(2);
+  d[0].uuid = *Uuid::parse(kWebUuid);
+  d[0].name = "web1";
+  d[0].state = proto::PowerState::running;
+  d[1].uuid = *Uuid::parse("a0b1c2d3-e4f5-4a6b-8c7d-9e0f1a2b3c4d");
+  d[1].name = "database-primary";
+  d[1].state = proto::PowerState::shutoff;
+  return d;
+}
+
+TEST(CtlStatus, TableIsAligned) {
+  EXPECT_EQ(format_status_table(two_domains()),
+            "NAME              UUID                                  STATE\n"
+            "web1              5e1f0c2a-7d4b-4c8e-9a61-0b3d2f4e6a71  running\n"
+            "database-primary  a0b1c2d3-e4f5-4a6b-8c7d-9e0f1a2b3c4d  shut off\n");
+  EXPECT_EQ(format_status_table({}), "NAME  UUID                                  STATE\n");
+  auto d = two_domains();
+  d[0].name = "evil\x1b[2J";
+  EXPECT_THAT(format_status_table(d), HasSubstr("evil?[2J"));
+}
+
+TEST(CtlStatus, JsonIsAnArrayOfObjects) {
+  const std::string j = format_status_json(two_domains());
+  EXPECT_EQ(j,
+            "[{\"name\":\"web1\",\"uuid\":\"5e1f0c2a-7d4b-4c8e-9a61-0b3d2f4e6a71\",\"state\":\"running\"},"
+            "{\"name\":\"database-primary\",\"uuid\":\"a0b1c2d3-e4f5-4a6b-8c7d-9e0f1a2b3c4d\",\"state\":"
+            "\"shut off\"}]\n");
+  EXPECT_EQ(format_status_json({}), "[]\n");
+}
+
+TEST(CtlStatus, RefusedResponseIsAnError) {
+  proto::Response r;
+  r.status = proto::Status::denied;
+  r.error = static_cast<std::uint16_t>(errc::permission_denied);
+  r.message = "not allowed";
+  auto d = domains_from_response(r);
+  ASSERT_FALSE(d.has_value());
+  EXPECT_EQ(d.error().code, make_error_code(errc::permission_denied));
+  EXPECT_THAT(d.error().message(), HasSubstr("not allowed"));
+  r.status = proto::Status::success;
+  r.domains = two_domains();
+  ASSERT_TRUE(domains_from_response(r).has_value());
+  EXPECT_EQ(domains_from_response(r)->size(), 2u);
+}
+
+// ---- log show
+// ----------------------------------------------------------------------------------------------
+
+TEST(CtlSince, IsoPrefixesAreCompletedToTheirFirstInstant) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"2026-11-22", "2026-11-22T00:00:00.000Z"},
+      {"2026-11-22T03", "2026-11-22T03:00:00.000Z"},
+      {"2026-11-22T03:00", "2026-11-22T03:00:00.000Z"},
+      {"2026-11-22 03:04:05Z", "2026-11-22T03:04:05.000Z"},
+      {"2026-11-22T03:04:05.1", "2026-11-22T03:04:05.100Z"},
+      {"2026-11-22T03:04:05.123Z", "2026-11-22T03:04:05.123Z"},
+  };
+  for (const auto& [in, want] : cases) {
+    auto r = parse_since(in, kNow);
+    ASSERT_TRUE(r.has_value()) << in << ": " << r.error().message();
+    EXPECT_EQ(*r, want) << in;
+  }
+}
+
+TEST(CtlSince, RelativeAges) {
+  EXPECT_EQ(*parse_since("30s", kNow), "2026-11-22T03:03:35.123Z");
+  EXPECT_EQ(*parse_since("10m", kNow), "2026-11-22T02:54:05.123Z");
+  EXPECT_EQ(*parse_since("2h", kNow), "2026-11-22T01:04:05.123Z");
+  EXPECT_EQ(*parse_since("1d", kNow), "2026-11-21T03:04:05.123Z");
+  EXPECT_EQ(*parse_since("0s", kNow), "2026-11-22T03:04:05.123Z");
+}
+
+TEST(CtlSince, BadInputIsExplained) {
+  for (const char* bad :
+       {"", "yesterday", "2026-13-01", "2026-11-32", "2026-11-22T24:00", "2026-11-22T03:00+02:00", "5x", "m",
+        "-5m", "99999999999999999d", "2026-11-22T03:04:05.", "2026/11/22"}) {
+    auto r = parse_since(bad, kNow);
+    ASSERT_FALSE(r.has_value()) << bad;
+    EXPECT_EQ(r.error().code, make_error_code(errc::bad_config));
+    EXPECT_THAT(r.error().context, HasSubstr("invalid --since"));
+    EXPECT_THAT(r.error().context, HasSubstr("10m"));
+  }
+}
+
+std::vector<std::string> lines_of(const std::string& s) {
+  std::vector<std::string> out;
+  std::istringstream in(s);
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
+
+TEST(CtlShow, HumanFormShowsEveryRecord) {
+  auto r = show_log(slurp(data("good.log")), {});
+  ASSERT_TRUE(r.has_value()) << r.error().message();
+  EXPECT_TRUE(r->warnings.empty());
+  const auto lines = lines_of(r->out);
+  ASSERT_EQ(lines.size(), 10u);
+  EXPECT_EQ(lines[0], "2026-11-22T03:04:05.123Z 1 startup node=hv1 version=0.1.0");
+  EXPECT_EQ(lines[1], "2026-11-22T03:04:06.623Z 2 membership ring=1.7 members=[1,2,3] quorate=true");
+  EXPECT_EQ(lines[3], std::string("2026-11-22T03:04:09.623Z 4 destroy domain=web1 uuid=") +
+                          std::string(kWebUuid) + " reason=\"fence request r-1\"");
+  EXPECT_EQ(r->out.find("hash"), std::string::npos);
+  EXPECT_EQ(r->out.find("prev"), std::string::npos);
+}
+
+TEST(CtlShow, FiltersByDomainNameOrUuidAndTime) {
+  const std::string content = slurp(data("good.log"));
+  ShowOptions o;
+  o.domain = "web1";
+  auto r = show_log(content, o);
+  ASSERT_TRUE(r.has_value());
+  auto lines = lines_of(r->out);
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_THAT(lines[0], HasSubstr(" 3 fence_request "));
+  EXPECT_THAT(lines[2], HasSubstr(" 5 destroy_done "));
+
+  o.domain = "5E1F0C2A-7D4B-4C8E-9A61-0B3D2F4E6A71";  // uuids match in any case
+  r = show_log(content, o);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(lines_of(r->out).size(), 3u);
+
+  o.domain = "WEB1";  // names do not
+  EXPECT_EQ(show_log(content, o)->out, "");
+
+  o.domain.reset();
+  o.since = *parse_since("2026-11-22T03:04:14", kNow);  // record 7 is at 03:04:14.123
+  lines = lines_of(show_log(content, o)->out);
+  ASSERT_EQ(lines.size(), 4u);
+  EXPECT_THAT(lines[0], HasSubstr(" 7 start_denied "));
+
+  o.domain = "db1";
+  lines = lines_of(show_log(content, o)->out);
+  ASSERT_EQ(lines.size(), 1u);
+}
+
+TEST(CtlShow, JsonPrintsTheRawLines) {
+  const std::string content = slurp(data("good.log"));
+  ShowOptions o;
+  o.json = true;
+  EXPECT_EQ(show_log(content, o)->out, content);
+  o.domain = "db1";
+  const std::string out = show_log(content, o)->out;
+  EXPECT_EQ(lines_of(out).size(), 1u);
+  EXPECT_NE(content.find(out), std::string::npos);
+}
+
+TEST(CtlShow, QuotesValuesThatCouldMislead) {
+  audit::ChainHead h;
+  const std::string line =
+      audit::make_record(h, "2026-01-01T00:00:00.000Z", "note",
+                         {{"msg", "a b"}, {"esc", "\x1b[31mred"}, {"eq", "k=v"}, {"e", ""}}, h);
+  auto r = show_log(line + "\n", {});
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->out, "2026-01-01T00:00:00.000Z 1 note msg=\"a b\" esc=\"\\u001b[31mred\" eq=\"k=v\" e=\"\"\n");
+}
+
+TEST(CtlShow, GarbageIsAnErrorNamingTheLine) {
+  auto r = show_log(slurp(data("garbage.log")), {});
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, make_error_code(errc::bad_frame));
+  EXPECT_THAT(r.error().context, HasSubstr("line 6: not a valid record: not JSON"));
+}
+
+TEST(CtlShow, TamperedAndTornLogsShowWithWarnings) {
+  auto r = show_log(slurp(data("edited.log")), {});
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(lines_of(r->out).size(), 10u);
+  ASSERT_EQ(r->warnings.size(), 1u);
+  EXPECT_THAT(r->warnings[0], HasSubstr("chain not intact: line 7 (seq 7)"));
+
+  r = show_log(slurp(data("torn.log")), {});
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(lines_of(r->out).size(), 10u);
+  ASSERT_EQ(r->warnings.size(), 1u);
+  EXPECT_THAT(r->warnings[0], HasSubstr("torn last line"));
+}
+
+// ---- log verify
+// --------------------------------------------------------------------------------------------
+
+TEST(CtlVerify, OutcomesAndExitCodes) {
+  auto v = verify_outcome(audit::verify_log(slurp(data("good.log"))));
+  EXPECT_EQ(v.exit_code, kExitOk);
+  EXPECT_THAT(v.message, StartsWith("OK: 10 records, chain intact, head "));
+  EXPECT_EQ(v.message.size(), std::string("OK: 10 records, chain intact, head ").size() + 16);
+
+  v = verify_outcome(audit::verify_log(slurp(data("removed.log"))));
+  EXPECT_EQ(v.exit_code, kExitFailure);
+  EXPECT_EQ(v.message, "TAMPERED: line 5: seq 6 follows seq 4 (record removed?)");
+
+  v = verify_outcome(audit::verify_log(slurp(data("torn.log"))));
+  EXPECT_EQ(v.exit_code, kExitTornTail);
+  EXPECT_EQ(
+      v.message,
+      "OK with torn tail: torn last line (incomplete write, e.g. crash) after seq 10; chain intact up to it");
+
+  v = verify_outcome(audit::verify_log(""));
+  EXPECT_EQ(v.exit_code, kExitOk);
+  EXPECT_EQ(v.message, "OK: 0 records, chain intact, head 0000000000000000");
+}
+
+// ---- the command line, in-process
+// --------------------------------------------------------------------------
+
+struct Run {
+  int code;
+  std::string out;
+  std::string err;
+};
+
+struct FakeDaemon {
+  Result<proto::Response> answer = make_error(errc::not_running, "connect /x.sock: Connection refused");
+  std::string socket_seen;
+  std::chrono::milliseconds timeout_seen{0};
+};
+
+Run run_ctl(const std::vector<std::string>& args, FakeDaemon* daemon = nullptr) {
+  Deps deps;
+  deps.list_status = [daemon](const std::string& socket,
+                              std::chrono::milliseconds timeout) -> Result<proto::Response> {
+    if (!daemon) return make_error(errc::not_running, "no daemon in this test");
+    daemon->socket_seen = socket;
+    daemon->timeout_seen = timeout;
+    return daemon->answer;
+  };
+  deps.now_unix_ms = [] { return kNow; };
+  std::ostringstream out;
+  std::ostringstream err;
+  const int code = run(args, out, err, deps);
+  return {code, out.str(), err.str()};
+}
+
+TEST(CtlCli, VersionAndHelp) {
+  auto r = run_ctl({"--version"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out, "vguardctl 0.1.0\n");
+  for (const auto& args : std::vector<std::vector<std::string>>{{"--help"}, {"-h"}, {"help"}}) {
+    r = run_ctl(args);
+    EXPECT_EQ(r.code, 0);
+    EXPECT_THAT(r.out, HasSubstr("Usage: vguardctl COMMAND"));
+    EXPECT_THAT(r.out, HasSubstr("log verify"));
+    EXPECT_EQ(r.err, "");
+  }
+  r = run_ctl({"help", "keygen"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_THAT(r.out, HasSubstr("--bytes"));
+  r = run_ctl({"log", "show", "--help"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_THAT(r.out, HasSubstr("--since"));
+}
+
+TEST(CtlCli, UsageErrorsExitTwoWithOneLine) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string err;
+  };
+  const std::vector<Case> cases = {
+      {{}, "vguardctl: missing command. Try 'vguardctl --help'.\n"},
+      {{"frobnicate"}, "vguardctl: unknown command 'frobnicate'. Try 'vguardctl --help'.\n"},
+      {{"--bogus"}, "vguardctl: unknown option '--bogus'. Try 'vguardctl --help'.\n"},
+      {{"status", "--bogus"}, "vguardctl: unrecognised option '--bogus'. Try 'vguardctl status --help'.\n"},
+      {{"status", "extra"}, "vguardctl: unexpected argument 'extra'. Try 'vguardctl status --help'.\n"},
+      {{"log"}, "vguardctl: 'log' needs a subcommand: show or verify. Try 'vguardctl --help'.\n"},
+      {{"log", "frob"}, "unknown log subcommand 'frob'"},
+      {{"log", "show", "--since", "yesterday"}, "invalid --since 'yesterday'"},
+      {{"log", "verify", "--file"}, "Try 'vguardctl log verify --help'.\n"},
+      {{"keygen", "--bytes", "8"}, "--bytes 8 is out of range 16..4096"},
+      {{"keygen", "--bytes", "lots"}, "Try 'vguardctl keygen --help'.\n"},
+      {{"status", "--timeout", "0"}, "--timeout must be within"},
+  };
+  for (const auto& c : cases) {
+    const auto r = run_ctl(c.args);
+    EXPECT_EQ(r.code, kExitUsage) << r.err;
+    EXPECT_THAT(r.err, StartsWith("vguardctl: "));
+    EXPECT_THAT(r.err, HasSubstr(c.err));
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_EQ(r.out, "");
+  }
+}
+
+TEST(CtlCli, StatusAsksTheSocketAndPrints) {
+  FakeDaemon d;
+  proto::Response resp;
+  resp.status = proto::Status::success;
+  resp.domains = two_domains();
+  d.answer = resp;
+  auto r = run_ctl({"status", "--socket", "/tmp/s.sock", "--timeout", "3"}, &d);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(d.socket_seen, "/tmp/s.sock");
+  EXPECT_EQ(d.timeout_seen, std::chrono::seconds(3));
+  EXPECT_EQ(r.out, format_status_table(two_domains()));
+
+  r = run_ctl({"list", "--json"}, &d);
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(d.socket_seen, "/run/vguard/vguardd.sock");
+  const auto j = boost::json::parse(r.out);
+  ASSERT_TRUE(j.is_array());
+  EXPECT_EQ(j.as_array().size(), 2u);
+  EXPECT_EQ(j.as_array()[1].at("state").as_string(), "shut off");
+}
+
+TEST(CtlCli, UnreachableOrRefusingDaemonFails) {
+  FakeDaemon d;
+  auto r = run_ctl({"status"}, &d);
+  EXPECT_EQ(r.code, kExitFailure);
+  EXPECT_EQ(r.out, "");
+  EXPECT_THAT(r.err, StartsWith("vguardctl: cannot reach vguardd at /run/vguard/vguardd.sock: "));
+  EXPECT_THAT(r.err, HasSubstr("Connection refused"));
+
+  proto::Response refused;
+  refused.status = proto::Status::denied;
+  refused.message = "only root";
+  d.answer = refused;
+  r = run_ctl({"status"}, &d);
+  EXPECT_EQ(r.code, kExitFailure);
+  EXPECT_THAT(r.err, HasSubstr("refused list_status"));
+  EXPECT_THAT(r.err, HasSubstr("only root"));
+}
+
+TEST(CtlCli, LogVerifyExitCodes) {
+  auto r = run_ctl({"log", "verify", "--file", data("good.log")});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_THAT(r.out, StartsWith("OK: 10 records, chain intact, head "));
+  for (const char* name :
+       {"edited.log", "removed.log", "reordered.log", "inserted.log", "rehashed.log", "garbage.log"}) {
+    r = run_ctl({"log", "verify", "--file", data(name)});
+    EXPECT_EQ(r.code, kExitFailure) << name;
+    EXPECT_THAT(r.out, StartsWith("TAMPERED: line ")) << name;
+  }
+  r = run_ctl({"log", "verify", "--file", data("torn.log")});
+  EXPECT_EQ(r.code, kExitTornTail);
+  EXPECT_THAT(r.out, StartsWith("OK with torn tail: "));
+}
+
+TEST(CtlCli, MissingFilesAreNamed) {
+  const std::string missing = "/nonexistent/vguard/forensic.log";
+  for (const char* cmd : {"verify", "show"}) {
+    const auto r = run_ctl({"log", cmd, "--file", missing});
+    EXPECT_EQ(r.code, kExitFailure) << cmd;
+    EXPECT_EQ(r.err, "vguardctl: cannot read " + missing + ": No such file or directory\n");
+    EXPECT_EQ(r.out, "");
+  }
+}
+
+TEST(CtlCli, LogShowFiltersAndWarns) {
+  auto r = run_ctl({"log", "show", "--file", data("good.log"), "--domain", "db1", "--json"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(lines_of(r.out).size(), 1u);
+  r = run_ctl({"log", "show", "--file", data("good.log"), "--since", "1d"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(lines_of(r.out).size(), 10u);  // the golden records are at "now" (kNow) and later
+  r = run_ctl({"log", "show", "--file", data("good.log"), "--since", "2026-11-22T03:04:14"});
+  EXPECT_EQ(lines_of(r.out).size(), 4u);
+  r = run_ctl({"log", "show", "--file", data("edited.log")});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_THAT(r.err, HasSubstr("vguardctl: warning: "));
+  EXPECT_THAT(r.err, HasSubstr("chain not intact"));
+  r = run_ctl({"log", "show", "--file", data("garbage.log")});
+  EXPECT_EQ(r.code, kExitFailure);
+  EXPECT_THAT(r.err, HasSubstr("garbage.log: line 6: not a valid record"));
+}
+
+TEST(CtlCli, KeygenWritesAndRefuses) {
+  TempDir tmp;
+  const std::string key = tmp.path() + "/vguard.key";
+  auto r = run_ctl({"keygen", "--out", key, "--bytes", "32"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, StartsWith("key id: "));
+  EXPECT_EQ(slurp(key).size(), 32u);
+  EXPECT_EQ(mode_of(key), 0600u);
+  r = run_ctl({"keygen", "--out", key});
+  EXPECT_EQ(r.code, kExitFailure);
+  EXPECT_THAT(r.err, HasSubstr("already exists; use --force"));
+  r = run_ctl({"keygen", "--out", key, "--force"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(slurp(key).size(), 4096u);
+}
+
+// ---- the built binary
+// --------------------------------------------------------------------------------------
+
+int run_binary(const std::string& args, std::string* out = nullptr) {
+  const std::string cmd = std::string(VGUARDCTL_PATH) + " " + args + " 2>/dev/null";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return -1;
+  std::string text;
+  char buf[512];
+  while (const std::size_t n = std::fread(buf, 1, sizeof buf, p)) text.append(buf, n);
+  const int status = ::pclose(p);
+  if (out) *out = text;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+TEST(CtlBinary, ExitCodes) {
+  std::string out;
+  EXPECT_EQ(run_binary("--version", &out), 0);
+  EXPECT_EQ(out, "vguardctl 0.1.0\n");
+  EXPECT_EQ(run_binary("log verify --file " + data("good.log"), &out), 0);
+  EXPECT_THAT(out, StartsWith("OK: 10 records"));
+  EXPECT_EQ(run_binary("log verify --file " + data("edited.log"), &out), 1);
+  EXPECT_THAT(out, StartsWith("TAMPERED: line 7 (seq 7)"));
+  EXPECT_EQ(run_binary("log verify --file " + data("torn.log")), 3);
+  EXPECT_EQ(run_binary("log verify --file /nonexistent/forensic.log"), 1);
+  EXPECT_EQ(run_binary(""), 2);
+  EXPECT_EQ(run_binary("bogus"), 2);
+  TempDir tmp;
+  EXPECT_EQ(run_binary("status --timeout 2 --socket " + tmp.path() + "/none.sock"), 1);
+}
+
+}  // namespace
+}  // namespace vguard::ctl
