@@ -27,8 +27,8 @@ wait_for 10 "${IN[@]}" "$AGENT" -k "$VG_IT/guest.key" -o monitor || { cat "$VG_I
 # Discovery, metadata and validation need no fencer.
 check "stonith_admin --metadata" 0 "${IN[@]}" stonith_admin --metadata -a fence_vguard
 expect_out "metadata names the agent" 'resource-agent name="fence_vguard"'
-check "stonith_admin --validate" 0 "${IN[@]}" stonith_admin --validate -a fence_vguard -o "key_file=$VG_IT/guest.key" -o plug=vm-alpha
-check "stonith_admin --validate with a missing key file fails" 1 "${IN[@]}" stonith_admin --validate -a fence_vguard -o key_file=/nonexistent/key -o plug=vm-alpha
+check "stonith_admin --validate" 0 "${IN[@]}" stonith_admin --validate -a fence_vguard -o "key_file=$VG_IT/guest.key"
+check "stonith_admin --validate with a missing key file fails" 1 "${IN[@]}" stonith_admin --validate -a fence_vguard -o key_file=/nonexistent/key
 expect_out "missing key file named" "/nonexistent/key"
 
 # The fencer, stand-alone: its IPC is an abstract socket, so it is private to the namespace.
