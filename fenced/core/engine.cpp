@@ -197,6 +197,11 @@ void Engine::on_request(TimeMs now, const RequestIn& r, Out& out) {
         d = &info;
         ++matches;
       }
+    if (matches > 1 && !allowed(r.key, q.target)) {
+      // Say nothing about duplicates to a key that may not act on this name.
+      return finish(out, r.id, q.action, nullptr, Status::denied, errc::permission_denied,
+                    "key '" + key_name(r.key) + "' may not act on '" + q.target + "'");
+    }
     if (matches > 1)
       return finish(out, r.id, q.action, nullptr, Status::failure, errc::ambiguous_domain,
                     "name '" + q.target + "' matches " + std::to_string(matches) + " domains; use the UUID");

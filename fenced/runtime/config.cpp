@@ -1,7 +1,9 @@
 #include "config.h"
 
+#include <boost/asio/ip/address.hpp>
 #include <boost/program_options.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -27,7 +29,7 @@ class LineIndex {
     while (std::getline(in, line)) {
       ++n;
       std::string t = trim(line);
-      if (t.empty() || t[0] == '#' || t[0] == ';') continue;
+      if (t.empty() || t[0] == '#') continue;
       if (t.front() == '[' && t.back() == ']') {
         section = trim(t.substr(1, t.size() - 2));
         if (!first_.count("[" + section + "]")) first_["[" + section + "]"] = n;
@@ -109,6 +111,13 @@ Result<ListenAddress> parse_listen(const std::string& text) {
   }
   auto p = parse_number<unsigned>("", 0, "listen", port, 1, 65535);
   if (!p) return make_error(errc::bad_config, "bad port in listen address '" + text + "'");
+  if (a.kind == ListenAddress::Kind::tcp) {
+    boost::system::error_code ec;
+    boost::asio::ip::make_address(host, ec);
+    if (ec)
+      return make_error(errc::bad_config, "bad listen address '" + text + "': '" + host +
+                                              "' is not a numeric IPv4 or IPv6 address");
+  }
   a.host = host;
   a.port = *p;
   return a;
@@ -148,7 +157,7 @@ Result<DaemonConfig> load_config(const std::string& path) {
     while (std::getline(lines, line)) {
       ++n;
       const std::string t = trim(line);
-      if (t.empty() || t[0] == '#' || t[0] == ';' || (t.front() == '[' && t.back() == ']')) continue;
+      if (t.empty() || t[0] == '#' || (t.front() == '[' && t.back() == ']')) continue;
       if (t.find('=') == std::string::npos) return config_error(path, n, "expected 'key = value' or '[section]', got '" + t + "'");
     }
     return config_error(path, 0, e.what());
@@ -200,6 +209,8 @@ Result<DaemonConfig> load_config(const std::string& path) {
     } else if (name == "daemon.listen") {
       auto l = parse_listen(value);
       if (!l) return config_error(path, line, l.error().context);
+      if (std::find(c.listen.begin(), c.listen.end(), value) != c.listen.end())
+        return config_error(path, line, "listen address '" + value + "' is given twice");
       c.listen.push_back(value);
     } else if (name == "daemon.control_socket") {
       if (value.empty() || value[0] != '/') return config_error(path, line, "control_socket must be an absolute path");

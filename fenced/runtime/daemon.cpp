@@ -323,7 +323,7 @@ struct Daemon::Impl final : HypervisorListener {
     }
     auto len = proto::frame_length(frame);
     if (!len) {
-      err = len.error().message();
+      err = len.error().context;
       co_return std::nullopt;
     }
     frame.resize(4 + *len);
@@ -348,7 +348,7 @@ struct Daemon::Impl final : HypervisorListener {
     auto frame = co_await read_frame(sock, err);
     if (!frame) {
       if (!err.empty()) {
-        const Error e = make_error(errc::bad_frame, err);
+        const Error e = make_error(errc::bad_frame, err);  // err is already a full sentence
         audit_refusal(peer, "-", e);
         co_await write_quiet(sock, unsigned_refusal(errc::bad_frame, e.message()));
       }
@@ -420,10 +420,27 @@ struct Daemon::Impl final : HypervisorListener {
     sock.shutdown(asio::socket_base::shutdown_both, ignore);
   }
 
+  void wait_signal() {
+    signals.async_wait([this](boost::system::error_code ec, int sig) {
+      if (ec) return;
+      if (sig == SIGHUP) {
+        // There is no reload: a changed key set must not take effect half-way. Restart to apply changes.
+        VG_LOG(log, Level::notice, "daemon", "SIGHUP ignored: restart vguardd to apply configuration changes");
+        wait_signal();
+        return;
+      }
+      shutdown();
+    });
+  }
+
   void shutdown() {
     if (stopping) return;
     stopping = true;
     VG_LOG(log, Level::notice, "daemon", "stopping");
+    if (auto r = audit->append("daemon", {{"event", "stop"}, {"pid", ::getpid()}, {"pending", engine.pending()}}, true,
+                               unix_ms());
+        !r)
+      VG_LOG(log, Level::critical, "audit", "forensic log write failed: {}", r.error().message());
     for (auto& a : acceptors) {
       boost::system::error_code ignore;
       a->close(ignore);
@@ -461,9 +478,8 @@ Result<void> Daemon::start() {
   if (d.opts.install_signal_handlers) {
     d.signals.add(SIGTERM);
     d.signals.add(SIGINT);
-    d.signals.async_wait([&d](boost::system::error_code ec, int) {
-      if (!ec) d.shutdown();
-    });
+    d.signals.add(SIGHUP);
+    d.wait_signal();
   }
   d.try_connect();
   d.arm_tick();

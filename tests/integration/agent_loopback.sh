@@ -8,7 +8,7 @@ need_cmd "$VG_BIN/vguardd" "$VG_BIN/fence_vguard" "$VG_BIN/vguardctl"
 RUN=()
 PORT=$((20000 + $$ % 20000))
 if [ "$(id -u)" = 0 ] && command -v ip >/dev/null; then
-  NS=$(make_netns agent)
+  make_netns agent
   RUN=(ip netns exec "$NS")
   PORT=1231
 fi

@@ -44,13 +44,13 @@ need_cmd() {
   for c in "$@"; do command -v "$c" >/dev/null 2>&1 || [ -x "$c" ] || { echo "SKIP: $c not installed"; exit 77; }; done
 }
 
-# Creates a private network namespace with loopback up; prints its name.
+# make_netns TAG: creates a private network namespace with loopback up and sets NS to its name.
+# (Not called in $(...): the namespace must be recorded in this shell for teardown.)
 make_netns() {
-  local ns="vgit-$$-$1"
-  ip netns add "$ns"
-  VG_NETNS+=("$ns")
-  ip -n "$ns" link set lo up
-  echo "$ns"
+  NS="vgit-$$-$1"
+  VG_NETNS+=("$NS")
+  ip netns add "$NS"
+  ip -n "$NS" link set lo up
 }
 
 # start_bg NAME CMD...: runs CMD in the background, output to $VG_IT/NAME.out, records its PID.

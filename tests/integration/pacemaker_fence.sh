@@ -16,7 +16,7 @@ elif [ ! -e "$AGENT" ]; then
 fi
 install -m 0755 "$VG_BIN/fence_vguard" "$AGENT"
 
-NS=$(make_netns pcmk)
+make_netns pcmk
 IN=(ip netns exec "$NS")
 "$VG_BIN/vguardctl" keygen --out "$VG_IT/guest.key" >/dev/null
 write_vguard_conf "$VG_IT/vguard.conf" "test://$VG_SRC/tests/data/libvirt/testnode.xml" "$VG_IT/vguardd.sock" \

@@ -74,6 +74,8 @@ TEST_F(ConfigTest, ErrorsNameFileLineAndProblem) {
       {"[key.a]\nfile = " + key_path + "\nalow = x\n", ":3: unknown key 'alow' in section [key.a]"},
       {"[key.a]\nfile = " + key_path + "\n[key.b]\nfile = " + key_path + "\n", "use the same key bytes"},
       {"[deamon]\nlisten = 1.2.3.4:5\n", ":2: unknown key 'deamon.listen'"},
+      {"[daemon]\nlisten = localhost:1231\n", ":2: bad listen address 'localhost:1231': 'localhost' is not a numeric"},
+      {"[daemon]\nlisten = 127.0.0.1:1\nlisten = 127.0.0.1:1\n", ":3: listen address '127.0.0.1:1' is given twice"},
   };
   for (const auto& c : cases) {
     const std::string e = error_of(c.text);

@@ -281,3 +281,15 @@ TEST(Engine, DeniedRequestChangesNothing) {
 
 }  // namespace
 }  // namespace vguard::fenced
+
+namespace vguard::fenced {
+namespace {
+TEST(Engine, AmbiguousNameNotRevealedToUnauthorizedKey) {
+  Harness h;
+  const Uuid dup = *Uuid::parse("44444444-4444-4444-4444-444444444444");
+  h.feed(HvConnected{{{kBeta, "vm-beta", PowerState::running}, {dup, "vm-beta", PowerState::running}}});
+  auto r = only_reply(h.request(Action::status, "vm-beta"));
+  EXPECT_EQ(r.response.status, Status::denied);
+}
+}  // namespace
+}  // namespace vguard::fenced
