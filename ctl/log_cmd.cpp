@@ -115,6 +115,8 @@ bool iequal(std::string_view a, std::string_view b) {
 bool matches_domain(const json::object& f, std::string_view d) {
   if (const auto* v = f.if_contains("domain"); v && v->is_string() && v->get_string() == d) return true;
   if (const auto* v = f.if_contains("uuid"); v && v->is_string() && iequal(v->get_string(), d)) return true;
+  // A request record names its target as the client wrote it (name or UUID).
+  if (const auto* v = f.if_contains("target"); v && v->is_string() && iequal(v->get_string(), d)) return true;
   return false;
 }
 

@@ -288,7 +288,7 @@ struct Daemon::Impl final : HypervisorListener {
   }
 
   // Answers a request we could not authenticate: signed with the empty key, so the client shows the reason
-  // but can never mistake it for a result.
+  // but can never mistake it for a result. msg is the error's context; the client adds the code's text.
   std::string unsigned_refusal(errc code, const std::string& msg) {
     proto::Response r;
     r.status = proto::Status::failure;
@@ -350,7 +350,7 @@ struct Daemon::Impl final : HypervisorListener {
       if (!err.empty()) {
         const Error e = make_error(errc::bad_frame, err);  // err is already a full sentence
         audit_refusal(peer, "-", e);
-        co_await write_quiet(sock, unsigned_refusal(errc::bad_frame, e.message()));
+        co_await write_quiet(sock, unsigned_refusal(errc::bad_frame, e.context));
       }
       co_return;
     }
@@ -374,14 +374,14 @@ struct Daemon::Impl final : HypervisorListener {
       const Error e = id ? make_error(errc::unknown_key, "key id " + key_label + " is not configured on this host")
                          : id.error();
       audit_refusal(peer, key_label, e);
-      co_await write_quiet(sock, unsigned_refusal(e.code.value() == static_cast<int>(errc::unknown_key) ? errc::unknown_key : errc::bad_frame, e.message()));
+      co_await write_quiet(sock, unsigned_refusal(static_cast<errc>(e.code.value()), e.context));
       co_return;
     }
     auto decoded = proto::decode_frame(*frame, key);
     if (!decoded || !decoded->request) {
       const Error e = decoded ? make_error(errc::bad_frame, "expected a request frame") : decoded.error();
       audit_refusal(peer, key_label, e);
-      co_await write_quiet(sock, unsigned_refusal(static_cast<errc>(e.code.value()), e.message()));
+      co_await write_quiet(sock, unsigned_refusal(static_cast<errc>(e.code.value()), e.context));
       co_return;
     }
     const proto::Request& req = *decoded->request;
