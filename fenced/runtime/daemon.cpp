@@ -252,7 +252,12 @@ struct Daemon::Impl final : HypervisorListener {
         sa.svm_cid = VMADDR_CID_ANY;
         sa.svm_port = l->port;
         asio::generic::stream_protocol::endpoint ep(&sa, sizeof sa, 0);
-        if (auto r = listen_on(ep, text, false); !r) return r;
+        if (auto r = listen_on(ep, text, false); !r) {
+          // vsock exists only where the kernel has it (a host with vhost-vsock); elsewhere the other
+          // listeners still serve, and the missing one is logged loudly.
+          if (r.error().context.find("not supported") == std::string::npos) return r;
+          VG_LOG(log, Level::warning, "listen", "{}: kernel has no vsock support; listener skipped", text);
+        }
         continue;
       }
       boost::system::error_code ec;
