@@ -9,3 +9,6 @@ endforeach()
 
 add_test(NAME docs.man_pages COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/man_pages.sh)
 set_tests_properties(docs.man_pages PROPERTIES LABELS unit ENVIRONMENT "VG_SRC=${CMAKE_SOURCE_DIR}" SKIP_RETURN_CODE 77)
+add_test(NAME integration.install_layout COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/install_layout.sh)
+set_tests_properties(integration.install_layout PROPERTIES LABELS integration
+                     ENVIRONMENT "VG_BUILD_DIR=${CMAKE_BINARY_DIR}")
