@@ -1,7 +1,7 @@
 # Integration tests: real processes (vguardd, fence_vguard, vguardctl, pacemaker-fenced, stonith_admin).
 # Scripts exit 77 to skip (not root, tool missing).
 set(VG_IT_ENV "VG_BIN=${CMAKE_BINARY_DIR}/bin" "VG_SRC=${CMAKE_SOURCE_DIR}")
-foreach(t agent_loopback pacemaker_fence)
+foreach(t agent_loopback pacemaker_fence libvirt_reconnect)
   add_test(NAME integration.${t} COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/${t}.sh)
   set_tests_properties(integration.${t} PROPERTIES LABELS integration ENVIRONMENT "${VG_IT_ENV}"
                        SKIP_RETURN_CODE 77 TIMEOUT 300 RUN_SERIAL TRUE)

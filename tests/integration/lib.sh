@@ -113,3 +113,27 @@ write_vguard_conf() {
     for a in "$@"; do echo "allow = $a"; done
   } >"$f"
 }
+
+# start_libvirtd NAME: a real libvirtd in a private mount namespace (private tmpfs /run and /var, its own
+# /etc/libvirt), listening only on a Unix socket under $VG_IT/NAME/sock. Sets LV_SOCK and LV_PID.
+# Serves the test driver as test+unix:///default?socket=$LV_SOCK (state shared by all its clients).
+start_libvirtd() {
+  local d=$VG_IT/$1
+  mkdir -p "$d/sock" "$d/etc"
+  cat >"$d/etc/libvirtd.conf" <<CONF
+unix_sock_dir = "$d/sock"
+unix_sock_group = "root"
+unix_sock_rw_perms = "0770"
+auth_unix_rw = "none"
+auth_unix_ro = "none"
+CONF
+  printf 'cgroup_controllers = [ ]\nsecurity_driver = "none"\n' >"$d/etc/qemu.conf"
+  rm -f "$d/sock/libvirt-sock"
+  # unshare and sh exec, so $! is libvirtd itself.
+  unshare --mount --propagation private sh -c "mount -t tmpfs tmpfs /run && mount -t tmpfs tmpfs /var && \
+    mount --bind $d/etc /etc/libvirt && exec libvirtd -f $d/etc/libvirtd.conf" >>"$d/out" 2>&1 &
+  LV_PID=$!
+  VG_PIDS+=("$LV_PID")
+  LV_SOCK=$d/sock/libvirt-sock
+  wait_for 20 test -S "$LV_SOCK" || { cat "$d/out" >&2; return 1; }
+}
