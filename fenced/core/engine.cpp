@@ -43,9 +43,7 @@ std::vector<Command> Engine::handle(const Event& ev) {
         } else if constexpr (std::is_same_v<T, HvConnected>) {
           on_connected(in, out);
         } else if constexpr (std::is_same_v<T, HvDomain>) {
-          domains_[in.info.uuid] = in.info;
-          out.push_back(LogLine{Level::debug, fmt::format("domain {} is {} | uuid={}", in.info.name,
-                                                          proto::power_state_name(in.info.state), in.info.uuid.str())});
+          on_domain(in.info, out);
         } else if constexpr (std::is_same_v<T, HvLost>) {
           on_lost(in, out);
         } else if constexpr (std::is_same_v<T, OpDone>) {
@@ -58,9 +56,25 @@ std::vector<Command> Engine::handle(const Event& ev) {
   return out;
 }
 
+void Engine::on_domain(const DomainInfo& d, Out& out) {
+  DomainInfo& cur = domains_[d.uuid];
+  // "Migrated away" sticks until the domain is active here again: shut off here, it runs elsewhere.
+  const bool migrated = d.migrated_away || (cur.migrated_away && d.state == PowerState::shutoff);
+  cur = d;
+  cur.migrated_away = migrated;
+  out.push_back(LogLine{Level::debug, fmt::format("domain {} is {}{} | uuid={}", d.name, proto::power_state_name(d.state),
+                                                  migrated ? " (migrated away)" : "", d.uuid.str())});
+}
+
 void Engine::on_connected(const HvConnected& c, Out& out) {
-  domains_.clear();
-  for (const auto& d : c.domains) domains_[d.uuid] = d;
+  std::map<Uuid, DomainInfo> fresh;
+  for (const auto& d : c.domains) {
+    fresh[d.uuid] = d;
+    // A listing cannot tell "migrated away" from "shut off"; keep what the events said.
+    if (auto it = domains_.find(d.uuid); it != domains_.end() && d.state == PowerState::shutoff)
+      fresh[d.uuid].migrated_away = it->second.migrated_away;
+  }
+  domains_ = std::move(fresh);
   const bool was = connected_;
   connected_ = true;
   out.push_back(Audit{"hypervisor", {{"event", "connected"}, {"domains", domains_.size()}}, false});
@@ -95,14 +109,16 @@ bool Engine::allowed(const std::optional<proto::KeyId>& key, std::string_view na
 }
 
 void Engine::decide(Out& out, std::uint64_t request, const DomainInfo& d, std::string_view decision,
-                    std::string_view reason) {
+                    std::string_view reason, bool sync) {
+  // A decision that precedes a destroy or start is durable before the action: after a crash the log still
+  // says why the domain changed state.
   out.push_back(Audit{"decision",
                       {{"request", request},
                        {"domain", d.name},
                        {"uuid", d.uuid.str()},
                        {"decision", decision},
                        {"reason", reason}},
-                      false});
+                      sync});
 }
 
 void Engine::finish(Out& out, std::uint64_t request, Action action, const DomainInfo* d, Status st, errc code,
@@ -224,101 +240,185 @@ void Engine::on_request(TimeMs now, const RequestIn& r, Out& out) {
                   "no domain '" + q.target + "' on this host");
   }
 
+  if (d->migrated_away) {
+    // Shut off here because it migrated to another host: it is running there. Never "off", never started here.
+    return finish(out, r.id, q.action, d, Status::failure, errc::operation_failed,
+                  "'" + d->name + "' migrated away from this host; its state on the other host is unknown here");
+  }
+  if (q.action != Action::status && q.action != Action::off && q.action != Action::reboot && q.action != Action::on)
+    return finish(out, r.id, q.action, d, Status::failure, errc::unknown_action, "unsupported action");
+
   const std::uint32_t budget =
       std::min(q.budget_ms == 0 ? policy_.default_budget_ms : q.budget_ms, policy_.max_budget_ms);
-  switch (q.action) {
+  Pending p{r.id, q.action, *d, now + budget, 0, Phase::queued};
+  if (busy_.count(d->uuid)) {
+    out.push_back(LogLine{Level::info, fmt::format("{} {} waits for the operation in progress on it | request={}",
+                                                   proto::action_name(q.action), d->name, r.id)});
+    waiting_[d->uuid].push_back(std::move(p));
+    return;
+  }
+  begin(std::move(p), out);
+}
+
+void Engine::begin(Pending p, Out& out) {
+  if (!connected_) {
+    return finish(out, p.request, p.action, &p.target, Status::failure, errc::hypervisor_unreachable,
+                  "libvirt connection is down (" + disconnect_reason_ + "): state of '" + p.target.name + "' unknown");
+  }
+  // Every answer rests on what libvirt says now, not on the cached state: status and reboot ask first, off
+  // always destroys (idempotent; the adapter confirms shut off), on always starts (idempotent).
+  switch (p.action) {
     case Action::status:
-      if (d->state == PowerState::shutoff)
-        return finish(out, r.id, q.action, d, Status::off, errc::ok, "libvirt reports it shut off");
-      if (d->state == PowerState::unknown)
-        return finish(out, r.id, q.action, d, Status::failure, errc::operation_failed, "state unknown");
-      return finish(out, r.id, q.action, d, Status::success, errc::ok,
-                    std::string("libvirt reports it ") + std::string(proto::power_state_name(d->state)));
-    case Action::off:
     case Action::reboot:
-      if (d->state == PowerState::shutoff) {
-        // reboot of an off domain does not start it (fence_xvm semantics: fencing is about off).
-        decide(out, r.id, *d, "none", "already shut off according to libvirt");
-        return finish(out, r.id, q.action, d, Status::success, errc::ok,
-                      q.action == Action::reboot ? "already shut off; not started" : "already shut off");
-      }
+      p.phase = Phase::query;
       break;
-    case Action::on:
-      if (d->state != PowerState::shutoff && d->state != PowerState::unknown) {
-        decide(out, r.id, *d, "none", "already active");
-        return finish(out, r.id, q.action, d, Status::success, errc::ok, "already active");
-      }
+    case Action::off:
+      decide(out, p.request, p.target, "destroy", "requested off", true);
+      p.phase = Phase::destroy;
       break;
     default:
-      return finish(out, r.id, q.action, d, Status::failure, errc::unknown_action, "unsupported action");
+      decide(out, p.request, p.target, "start", "requested on", true);
+      p.phase = Phase::start;
+      break;
   }
+  step(std::move(p), out);
+}
 
-  Pending p{r.id, q.action, *d, now + budget, next_op_++, false};
-  if (q.action == Action::on) {
-    decide(out, r.id, *d, "start", "requested on; libvirt reports it shut off");
-    out.push_back(DoStart{p.op, d->uuid});
-  } else {
-    decide(out, r.id, *d, "destroy",
-           fmt::format("requested {}; libvirt reports it {}", proto::action_name(q.action),
-                       proto::power_state_name(d->state)));
-    out.push_back(DoDestroy{p.op, d->uuid});
+void Engine::step(Pending p, Out& out) {
+  p.op = next_op_++;
+  busy_[p.target.uuid] = p.op;
+  switch (p.phase) {
+    case Phase::query: out.push_back(DoQuery{p.op, p.target.uuid}); break;
+    case Phase::destroy: out.push_back(DoDestroy{p.op, p.target.uuid}); break;
+    case Phase::start: out.push_back(DoStart{p.op, p.target.uuid}); break;
+    case Phase::queued: VG_ASSERT(false, "step() of a queued request");
   }
   pending_.emplace(p.op, std::move(p));
+}
+
+void Engine::complete(const Pending& p, Out& out) {
+  busy_.erase(p.target.uuid);
+  auto it = waiting_.find(p.target.uuid);
+  if (it == waiting_.end()) return;
+  Pending next = std::move(it->second.front());
+  it->second.erase(it->second.begin());
+  if (it->second.empty()) waiting_.erase(it);
+  begin(std::move(next), out);
 }
 
 void Engine::on_op_done(const OpDone& done, Out& out) {
   auto it = pending_.find(done.op);
   if (it == pending_.end()) {
-    // Its request already timed out and was answered "failure"; record what happened after.
-    out.push_back(Audit{"late-result", {{"op", done.op}, {"ok", done.ok}, {"error", done.error}}, false});
-    return;
-  }
-  Pending p = it->second;
-  pending_.erase(it);
-  if (!done.ok) {
-    const std::string what = p.restarting ? "destroyed, but restart failed: " : "";
-    if (p.restarting) {
-      // The domain is off (the destroy was confirmed): fencing succeeded, the restart did not.
-      return finish(out, p.request, p.action, &p.target, Status::success, errc::ok, what + done.error);
+    // Its request already timed out and was answered "failure"; record what happened after, then let the
+    // next request on that domain run.
+    out.push_back(Audit{"late-result",
+                        {{"op", done.op}, {"ok", done.ok}, {"error", done.error},
+                         {"state", proto::power_state_name(done.state)}},
+                        false});
+    if (auto l = late_.find(done.op); l != late_.end()) {
+      Pending freed;
+      freed.target.uuid = l->second;
+      late_.erase(l);
+      complete(freed, out);
     }
-    return finish(out, p.request, p.action, &p.target, Status::failure, errc::operation_failed, done.error);
-  }
-  if (p.action == Action::on || p.restarting) {
-    domains_[p.target.uuid].state = PowerState::running;
-    return finish(out, p.request, p.action, &p.target, Status::success, errc::ok,
-                  p.restarting ? "destroyed, libvirt reported it shut off, started again" : "started");
-  }
-  // Destroy confirmed: the hypervisor reported the domain shut off.
-  domains_[p.target.uuid].state = PowerState::shutoff;
-  if (p.action == Action::reboot) {
-    out.push_back(Audit{"decision",
-                        {{"request", p.request}, {"domain", p.target.name}, {"uuid", p.target.uuid.str()},
-                         {"decision", "start"}, {"reason", "reboot: destroy confirmed shut off"}},
-                        true});
-    p.restarting = true;
-    p.op = next_op_++;
-    out.push_back(DoStart{p.op, p.target.uuid});
-    pending_.emplace(p.op, std::move(p));
     return;
   }
-  finish(out, p.request, p.action, &p.target, Status::success, errc::ok, "destroyed; libvirt reports it shut off");
+  Pending p = std::move(it->second);
+  pending_.erase(it);
+  const DomainInfo* d = &p.target;
+
+  if (!done.ok) {
+    if (p.phase == Phase::start && p.action == Action::reboot) {
+      // The destroy was confirmed: the domain is off, so fencing succeeded; the restart did not.
+      finish(out, p.request, p.action, d, Status::success, errc::ok,
+             "destroyed and confirmed shut off; restart failed: " + done.error);
+    } else if (done.code == errc::no_such_domain) {
+      finish(out, p.request, p.action, d, Status::failure, errc::no_such_domain,
+             "libvirt no longer knows '" + p.target.name + "' on this host: " + done.error);
+    } else {
+      finish(out, p.request, p.action, d, Status::failure, done.code, done.error);
+    }
+    return complete(p, out);
+  }
+
+  switch (p.phase) {
+    case Phase::query:
+      p.target.state = done.state;
+      domains_[p.target.uuid].state = done.state;
+      if (p.action == Action::status) {
+        if (done.state == PowerState::shutoff)
+          finish(out, p.request, p.action, d, Status::off, errc::ok, "libvirt reports it shut off");
+        else if (done.state == PowerState::unknown)
+          finish(out, p.request, p.action, d, Status::failure, errc::operation_failed, "libvirt reports no state");
+        else
+          finish(out, p.request, p.action, d, Status::success, errc::ok,
+                 std::string("libvirt reports it ") + std::string(proto::power_state_name(done.state)));
+        return complete(p, out);
+      }
+      // reboot
+      if (done.state == PowerState::shutoff) {
+        // fence_xvm semantics: a reboot is about getting the domain off; one that is off stays off.
+        decide(out, p.request, p.target, "none", "reboot of a domain libvirt reports shut off: not started", false);
+        finish(out, p.request, p.action, d, Status::success, errc::ok, "already shut off; not started");
+        return complete(p, out);
+      }
+      decide(out, p.request, p.target, "destroy",
+             fmt::format("requested reboot; libvirt reports it {}", proto::power_state_name(done.state)), true);
+      p.phase = Phase::destroy;
+      return step(std::move(p), out);
+    case Phase::destroy:
+      domains_[p.target.uuid].state = PowerState::shutoff;
+      if (p.action == Action::reboot) {
+        decide(out, p.request, p.target, "start", "reboot: destroy confirmed shut off", true);
+        p.phase = Phase::start;
+        return step(std::move(p), out);
+      }
+      finish(out, p.request, p.action, d, Status::success, errc::ok, "destroyed; libvirt reports it shut off");
+      return complete(p, out);
+    case Phase::start:
+      domains_[p.target.uuid].state = PowerState::running;
+      finish(out, p.request, p.action, d, Status::success, errc::ok,
+             p.action == Action::reboot ? "destroyed, libvirt reported it shut off, started again" : "started");
+      return complete(p, out);
+    case Phase::queued: VG_ASSERT(false, "completion of a queued request");
+  }
 }
 
 void Engine::on_tick(TimeMs now, Out& out) {
+  std::vector<Pending> expired;
   for (auto it = pending_.begin(); it != pending_.end();) {
     if (it->second.deadline > now) {
       ++it;
       continue;
     }
-    Pending p = it->second;
+    expired.push_back(std::move(it->second));
     it = pending_.erase(it);
-    if (p.restarting) {
+  }
+  for (auto it = waiting_.begin(); it != waiting_.end();) {
+    auto& q = it->second;
+    for (auto w = q.begin(); w != q.end();) {
+      if (w->deadline > now) {
+        ++w;
+        continue;
+      }
+      finish(out, w->request, w->action, &w->target, Status::failure, errc::timed_out,
+             "deadline passed while waiting for another operation on the domain");
+      w = q.erase(w);
+    }
+    it = q.empty() ? waiting_.erase(it) : std::next(it);
+  }
+  for (auto& p : expired) {
+    if (p.phase == Phase::start && p.action == Action::reboot) {
       finish(out, p.request, p.action, &p.target, Status::success, errc::ok,
              "destroyed and confirmed shut off; restart still in progress at the deadline");
     } else {
       finish(out, p.request, p.action, &p.target, Status::failure, errc::timed_out,
              "deadline passed before libvirt confirmed the result");
     }
+    // The operation itself may still be running in libvirt: keep the domain busy until its result arrives
+    // (then recorded as late-result), so no later request overtakes it.
+    busy_[p.target.uuid] = p.op;
+    late_[p.op] = p.target.uuid;
   }
 }
 

@@ -53,11 +53,14 @@ struct HvDomain {
 struct HvLost {
   std::string reason;
 };
-/// A DoDestroy / DoStart finished. ok means the hypervisor confirmed the target state.
+/// A DoDestroy / DoStart / DoQuery finished. ok means the hypervisor confirmed the target state (destroy:
+/// shut off; start: active) or, for a query, answered with `state`.
 struct OpDone {
   std::uint64_t op = 0;
   bool ok = false;
-  std::string error;  ///< reason when !ok
+  std::string error;                          ///< reason when !ok
+  errc code = errc::operation_failed;         ///< why, when !ok
+  proto::PowerState state = proto::PowerState::unknown;  ///< DoQuery's answer
 };
 /// Timer tick: expire deadlines.
 struct Tick {};
@@ -89,12 +92,17 @@ struct DoStart {
   std::uint64_t op = 0;
   Uuid uuid;
 };
+/// Ask the hypervisor for the domain's current state; answer OpDone{op, ok, state}.
+struct DoQuery {
+  std::uint64_t op = 0;
+  Uuid uuid;
+};
 /// Answer request `request` (the runtime adds the nonce and signs).
 struct Reply {
   std::uint64_t request = 0;
   proto::Response response;
 };
-using Command = std::variant<Audit, LogLine, DoDestroy, DoStart, Reply>;
+using Command = std::variant<Audit, LogLine, DoDestroy, DoStart, DoQuery, Reply>;
 
 class Engine {
  public:
@@ -105,17 +113,24 @@ class Engine {
 
   // Introspection for tests and status output.
   [[nodiscard]] bool hypervisor_connected() const { return connected_; }
-  [[nodiscard]] std::size_t pending() const { return pending_.size(); }
+  [[nodiscard]] std::size_t pending() const {
+    std::size_t n = pending_.size();
+    for (const auto& [u, q] : waiting_) n += q.size();
+    return n;
+  }
   [[nodiscard]] std::optional<DomainInfo> domain(const Uuid& u) const;
 
  private:
+  // One request on one domain, in flight or waiting its turn. Requests on the same domain run one at a time
+  // (a status must not read a state that a running start is about to change; an off must not overtake an on).
+  enum class Phase { queued, query, destroy, start };
   struct Pending {
     std::uint64_t request = 0;
     proto::Action action = proto::Action::status;
     DomainInfo target;
     TimeMs deadline = 0;
     std::uint64_t op = 0;
-    bool restarting = false;  // reboot: destroy done, start in flight
+    Phase phase = Phase::queued;
   };
   using Out = std::vector<Command>;
 
@@ -124,6 +139,7 @@ class Engine {
   void on_tick(TimeMs now, Out& out);
   void on_connected(const HvConnected& c, Out& out);
   void on_lost(const HvLost& l, Out& out);
+  void on_domain(const DomainInfo& d, Out& out);
 
   [[nodiscard]] bool allowed(const std::optional<proto::KeyId>& key, std::string_view name_or_uuid) const;
   [[nodiscard]] std::string key_name(const std::optional<proto::KeyId>& key) const;
@@ -131,13 +147,19 @@ class Engine {
   void finish(Out& out, std::uint64_t request, proto::Action action, const DomainInfo* d, proto::Status st,
               errc code, std::string message);
   void decide(Out& out, std::uint64_t request, const DomainInfo& d, std::string_view decision,
-              std::string_view reason);
+              std::string_view reason, bool sync);
+  void begin(Pending p, Out& out);            // first step of a request whose domain is free
+  void step(Pending p, Out& out);             // issues the command of p.phase and parks p under a new op
+  void complete(const Pending& p, Out& out);  // p answered: start the next waiting request on its domain
 
   Policy policy_;
   bool connected_ = false;
   std::string disconnect_reason_ = "not connected yet";
   std::map<Uuid, DomainInfo> domains_;
-  std::map<std::uint64_t, Pending> pending_;  // by op id
+  std::map<std::uint64_t, Pending> pending_;          // in flight, by op id
+  std::map<Uuid, std::vector<Pending>> waiting_;       // queued behind the one in flight, per domain
+  std::map<Uuid, std::uint64_t> busy_;                 // domain -> op in flight
+  std::map<std::uint64_t, Uuid> late_;                 // ops whose request timed out, still running
   std::uint64_t next_op_ = 1;
 };
 

@@ -14,6 +14,9 @@ struct DomainInfo {
   Uuid uuid;
   std::string name;
   proto::PowerState state = proto::PowerState::unknown;
+  /// Set on a STOPPED event whose detail is MIGRATED: the domain left this host for another one, so
+  /// "shut off here" says nothing about whether it runs (it does, elsewhere).
+  bool migrated_away = false;
   friend bool operator==(const DomainInfo&, const DomainInfo&) = default;
 };
 
@@ -37,7 +40,8 @@ class Hypervisor {
   Hypervisor& operator=(const Hypervisor&) = delete;
   virtual ~Hypervisor() = default;
 
-  /// Sets the listener (before connect()). The listener must outlive the hypervisor's event delivery.
+  /// Sets the listener (before connect()). Thread-safe; set_listener(nullptr) returns only once no callback
+  /// into the previous listener is running, so the listener may be destroyed right after it.
   virtual void set_listener(HypervisorListener* l) = 0;
   /// (Re)opens the connection and subscribes to lifecycle events. Subscription comes first, so a listing
   /// taken afterwards misses no change. Idempotent when already connected. errc::hypervisor_unreachable.

@@ -32,8 +32,12 @@ using Acceptor = asio::basic_socket_acceptor<asio::generic::stream_protocol>;
 namespace {
 
 constexpr auto kReadDeadline = std::chrono::seconds(5);
+constexpr auto kWriteDeadline = std::chrono::seconds(10);
+constexpr auto kStopGrace = std::chrono::seconds(10);
+constexpr int kMaxSessions = 256;       // per listener
+constexpr int kRefusalsPerSecond = 20;  // forensic records of refused requests, beyond which they are counted
 constexpr auto kTickInterval = std::chrono::milliseconds(200);
-constexpr std::size_t kReplayCapacity = 1 << 20;
+constexpr std::size_t kReplayCapacity = 1 << 16;  // per key
 
 std::int64_t unix_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -104,13 +108,13 @@ struct Daemon::Impl final : HypervisorListener {
   proto::ReplayGuard replay;
   std::map<proto::KeyId, std::string> keys;
   std::unique_ptr<AuditFile> audit;
-  std::vector<std::unique_ptr<Acceptor>> acceptors;
   asio::steady_timer tick;
   asio::steady_timer reconnect;
   asio::signal_set signals;
   bool connecting = false;
   bool stopping = false;
   std::uint64_t next_request = 1;
+  int ops_in_flight = 0;
 
   struct Waiter {
     asio::steady_timer* wake = nullptr;
@@ -149,17 +153,18 @@ struct Daemon::Impl final : HypervisorListener {
       } else if (const auto* l = std::get_if<LogLine>(&c)) {
         log.write(l->level, "engine", l->text);
       } else if (const auto* d = std::get_if<DoDestroy>(&c)) {
-        if (audit_failed) {
-          asio::post(io, [this, op = d->op, audit_error] { feed(OpDone{op, false, "not run: forensic log write failed: " + audit_error}); });
-          continue;
-        }
-        run_blocking(d->op, [this, u = d->uuid] { return hv.destroy(u); });
+        run_op(d->op, audit_failed, audit_error, [this, u = d->uuid] { return to_done(hv.destroy(u)); });
       } else if (const auto* s = std::get_if<DoStart>(&c)) {
-        if (audit_failed) {
-          asio::post(io, [this, op = s->op, audit_error] { feed(OpDone{op, false, "not run: forensic log write failed: " + audit_error}); });
-          continue;
-        }
-        run_blocking(s->op, [this, u = s->uuid] { return hv.start(u); });
+        run_op(s->op, audit_failed, audit_error, [this, u = s->uuid] { return to_done(hv.start(u)); });
+      } else if (const auto* q = std::get_if<DoQuery>(&c)) {
+        run_op(q->op, audit_failed, audit_error, [this, u = q->uuid] {
+          auto st = hv.state(u);
+          if (!st) return to_done(Result<void>(st.error()));
+          OpDone done;
+          done.ok = true;
+          done.state = *st;
+          return done;
+        });
       } else if (const auto* rep = std::get_if<Reply>(&c)) {
         proto::Response resp = rep->response;
         if (audit_failed) {
@@ -173,12 +178,39 @@ struct Daemon::Impl final : HypervisorListener {
     }
   }
 
+  static errc code_of(const Error& e) {
+    return e.code.category() == vguard_category() ? static_cast<errc>(e.code.value()) : errc::operation_failed;
+  }
+  static OpDone to_done(const Result<void>& r) {
+    OpDone d;
+    d.ok = static_cast<bool>(r);
+    if (!r) {
+      d.error = r.error().message();
+      d.code = code_of(r.error());
+    }
+    return d;
+  }
+
+  // Runs a blocking hypervisor call on the pool and feeds its result back on the io thread. Nothing runs when
+  // the decision that precedes it could not be logged.
   template <class F>
-  void run_blocking(std::uint64_t op, F fn) {
-    asio::post(pool, [this, op, fn = std::move(fn)]() mutable {
-      Result<void> r = fn();
-      OpDone done{op, static_cast<bool>(r), r ? std::string() : r.error().message()};
+  void run_op(std::uint64_t op, bool audit_failed, const std::string& audit_error, F fn) {
+    if (audit_failed) {
+      OpDone done;
+      done.op = op;
+      done.error = "not run: forensic log write failed: " + audit_error;
+      done.code = errc::io_error;
       asio::post(io, [this, done] { feed(done); });
+      return;
+    }
+    ++ops_in_flight;
+    asio::post(pool, [this, op, fn = std::move(fn)]() mutable {
+      OpDone done = fn();
+      done.op = op;
+      asio::post(io, [this, done] {
+        --ops_in_flight;
+        feed(done);
+      });
     });
   }
 
@@ -228,17 +260,50 @@ struct Daemon::Impl final : HypervisorListener {
   }
 
   // ---- listeners ----
+  // Each listener serves at most kMaxSessions connections at once; the control socket has its own budget, so a
+  // flood on a network listener can never lock root's tools and the libvirt hook out.
+  struct Listener {
+    std::unique_ptr<Acceptor> acceptor;
+    std::string name;
+    bool local = false;
+    int sessions = 0;
+  };
+  std::vector<std::unique_ptr<Listener>> listeners;
+
   Result<void> listen_on(const asio::generic::stream_protocol::endpoint& ep, const std::string& what, bool local) {
-    auto acc = std::make_unique<Acceptor>(io);
+    auto l = std::make_unique<Listener>();
+    l->acceptor = std::make_unique<Acceptor>(io);
+    l->name = what;
+    l->local = local;
+    Acceptor& acc = *l->acceptor;
     boost::system::error_code ec;
-    acc->open(ep.protocol(), ec);
-    if (!ec && !local) acc->set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) acc->bind(ep, ec);
-    if (!ec) acc->listen(64, ec);
+    acc.open(ep.protocol(), ec);
+    if (!ec && !local) acc.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acc.bind(ep, ec);
+    if (!ec) acc.listen(64, ec);
     if (ec) return make_error(errc::io_error, "cannot listen on " + what + ": " + ec.message());
     VG_LOG(log, Level::notice, "listen", "listening on {}", what);
-    asio::co_spawn(io, accept_loop(*acc, local), asio::detached);
-    acceptors.push_back(std::move(acc));
+    asio::co_spawn(io, accept_loop(l.get()), asio::detached);
+    listeners.push_back(std::move(l));
+    return {};
+  }
+
+  // Binds the control socket race-free without touching the process umask: bind a temporary name inside
+  // the target directory, chmod it 0600, then rename it into place.
+  Result<void> listen_control() {
+    const std::string& path = opts.config.control_socket;
+    std::error_code fec;
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path(), fec);
+    const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+    ::unlink(tmp.c_str());
+    auto r = listen_on(asio::generic::stream_protocol::endpoint(asio::local::stream_protocol::endpoint(tmp)),
+                       "unix:" + path, true);
+    if (!r) return r;
+    if (::chmod(tmp.c_str(), 0600) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
+      const std::string why = std::strerror(errno);
+      ::unlink(tmp.c_str());
+      return make_error(errc::io_error, "cannot install control socket " + path + ": " + why);
+    }
     return {};
   }
 
@@ -266,35 +331,48 @@ struct Daemon::Impl final : HypervisorListener {
       asio::generic::stream_protocol::endpoint ep(asio::ip::tcp::endpoint(addr, static_cast<unsigned short>(l->port)));
       if (auto r = listen_on(ep, text, false); !r) return r;
     }
-    // The control socket: root only (mode 0600, and the peer's uid is checked on every connection).
-    const auto& path = opts.config.control_socket;
-    std::error_code fec;
-    std::filesystem::create_directories(std::filesystem::path(path).parent_path(), fec);
-    ::unlink(path.c_str());
-    const mode_t old = ::umask(0177);
-    auto r = listen_on(asio::generic::stream_protocol::endpoint(asio::local::stream_protocol::endpoint(path)),
-                       "unix:" + path, true);
-    ::umask(old);
-    if (!r) return r;
-    ::chmod(path.c_str(), 0600);
-    return {};
+    return listen_control();
   }
 
-  awaitable<void> accept_loop(Acceptor& acc, bool local) {
+  awaitable<void> accept_loop(Listener* l) {
+    asio::steady_timer backoff(io);
     for (;;) {
-      auto [ec, sock] = co_await acc.async_accept(asio::as_tuple(use_awaitable));
+      auto [ec, sock] = co_await l->acceptor->async_accept(asio::as_tuple(use_awaitable));
+      if (stopping || ec == asio::error::operation_aborted) co_return;
       if (ec) {
-        if (ec == asio::error::operation_aborted || stopping) co_return;
-        VG_LOG(log, Level::warning, "listen", "accept failed: {}", ec.message());
+        // Out of file descriptors (or similar): back off instead of spinning on the error.
+        VG_LOG(log, Level::warning, "listen", "{}: accept failed: {}; pausing 100 ms", l->name, ec.message());
+        backoff.expires_after(std::chrono::milliseconds(100));
+        co_await backoff.async_wait(asio::as_tuple(use_awaitable));
         continue;
       }
-      asio::co_spawn(io, session(std::move(sock), local), asio::detached);
+      if (l->sessions >= kMaxSessions) {
+        boost::system::error_code ignore;
+        sock.close(ignore);
+        note_refusal("-", l->name, "-", "too many concurrent connections (" + std::to_string(kMaxSessions) + ")");
+        continue;
+      }
+      ++l->sessions;
+      asio::co_spawn(io, session(std::move(sock), l->local),
+                     [this, l](std::exception_ptr e) {
+                       --l->sessions;
+                       // A session never throws by design; if one does, state may be inconsistent: fail fast.
+                       if (e) {
+                         try {
+                           std::rethrow_exception(e);
+                         } catch (const std::exception& ex) {
+                           VG_LOG(log, Level::critical, "request", "session failed: {}", ex.what());
+                         } catch (...) {
+                         }
+                         std::abort();
+                       }
+                     });
     }
   }
 
   // Answers a request we could not authenticate: signed with the empty key, so the client shows the reason
   // but can never mistake it for a result. msg is the error's context; the client adds the code's text.
-  std::string unsigned_refusal(errc code, const std::string& msg) {
+  static std::string unsigned_refusal(errc code, const std::string& msg) {
     proto::Response r;
     r.status = proto::Status::failure;
     r.error = static_cast<std::uint16_t>(code);
@@ -302,60 +380,102 @@ struct Daemon::Impl final : HypervisorListener {
     return proto::encode_response(proto::kLocalKeyId, "", r);
   }
 
-  void audit_refusal(const std::string& peer, const std::string& key, const Error& e) {
-    boost::json::object f{{"requester", peer}, {"key", key}, {"reason", e.message()}};
-    if (auto r = audit->append("refused", f, false, unix_ms()); !r)
-      VG_LOG(log, Level::critical, "audit", "forensic log write failed: {}", r.error().message());
-    VG_LOG(log, Level::warning, "request", "refused request from {}: {}", peer, e.message());
+  // Refusals are recorded, but an unauthenticated peer must not be able to fill the disk (after which every
+  // fence outcome would fail): at most kRefusalsPerSecond records a second, then one record counting the rest.
+  std::int64_t refusal_window = 0;
+  int refusals_in_window = 0;
+  int refusals_suppressed = 0;
+  void note_refusal(const std::string& peer, const std::string& listener, const std::string& key,
+                    const std::string& reason) {
+    const std::int64_t second = mono_ms() / 1000;
+    if (second != refusal_window) {
+      if (refusals_suppressed > 0) {
+        append_audit("refused-suppressed", {{"count", refusals_suppressed}}, false);
+        VG_LOG(log, Level::warning, "request", "{} more refusals not recorded individually", refusals_suppressed);
+      }
+      refusal_window = second;
+      refusals_in_window = 0;
+      refusals_suppressed = 0;
+    }
+    if (++refusals_in_window > kRefusalsPerSecond) {
+      ++refusals_suppressed;
+      return;
+    }
+    append_audit("refused", {{"requester", peer}, {"listener", listener}, {"key", key}, {"reason", reason}}, false);
+    VG_LOG(log, Level::warning, "request", "refused request from {} on {}: {}", peer, listener, reason);
   }
 
-  awaitable<std::optional<std::string>> read_frame(Socket& sock, std::string& err) {
+  void append_audit(std::string_view type, const boost::json::object& f, bool sync) {
+    if (auto r = audit->append(type, f, sync, unix_ms()); !r)
+      VG_LOG(log, Level::critical, "audit", "forensic log write failed: {}", r.error().message());
+  }
+
+  // Reads one frame with a deadline. The deadline and the read race through awaitable operators, so no
+  // handler outlives this coroutine's frame.
+  awaitable<Result<std::string>> read_frame(std::shared_ptr<Socket> sock) {
+    using namespace asio::experimental::awaitable_operators;
     asio::steady_timer deadline(io);
     deadline.expires_after(kReadDeadline);
-    bool timed_out = false;
-    deadline.async_wait([&](boost::system::error_code ec) {
-      if (!ec) {
-        timed_out = true;
-        boost::system::error_code ignore;
-        sock.cancel(ignore);
-      }
-    });
     std::string frame(4, '\0');
-    auto [ec, n] = co_await asio::async_read(sock, asio::buffer(frame), asio::as_tuple(use_awaitable));
+    auto first = co_await (asio::async_read(*sock, asio::buffer(frame), asio::as_tuple(use_awaitable)) ||
+                           deadline.async_wait(asio::as_tuple(use_awaitable)));
+    if (first.index() == 1) co_return make_error(errc::bad_frame, "no complete request within 5 s");
+    auto [ec, n] = std::get<0>(first);
     if (ec) {
-      err = timed_out ? "no request within 5 s" : (n == 0 ? "" : "truncated frame: " + std::to_string(n) + " of 4 length bytes");
-      co_return std::nullopt;
+      if (n == 0) co_return make_error(errc::io_error, "");  // connected and closed: nothing to answer
+      co_return make_error(errc::bad_frame, "truncated frame: " + std::to_string(n) + " of 4 length bytes");
     }
     auto len = proto::frame_length(frame);
-    if (!len) {
-      err = len.error().context;
-      co_return std::nullopt;
-    }
+    if (!len) co_return make_error(errc::bad_frame, len.error().context);
     frame.resize(4 + *len);
-    auto [ec2, n2] =
-        co_await asio::async_read(sock, asio::buffer(frame.data() + 4, *len), asio::as_tuple(use_awaitable));
-    deadline.cancel();
-    if (ec2) {
-      err = "truncated frame: got " + std::to_string(n2) + " of " + std::to_string(*len) + " bytes" +
-            (timed_out ? " within 5 s" : "");
-      co_return std::nullopt;
-    }
+    auto rest = co_await (asio::async_read(*sock, asio::buffer(frame.data() + 4, *len), asio::as_tuple(use_awaitable)) ||
+                          deadline.async_wait(asio::as_tuple(use_awaitable)));
+    if (rest.index() == 1) co_return make_error(errc::bad_frame, "no complete request within 5 s");
+    auto [ec2, n2] = std::get<0>(rest);
+    if (ec2)
+      co_return make_error(errc::bad_frame,
+                           "truncated frame: got " + std::to_string(n2) + " of " + std::to_string(*len) + " bytes");
     co_return frame;
   }
 
-  awaitable<void> session(Socket sock, bool local) {
-    const std::string peer = describe_peer(sock, local);
-    if (local && !peer_is_root(sock)) {
-      audit_refusal(peer, "-", make_error(errc::permission_denied, "control socket peer is not root"));
+  // Writes an answer with a deadline, then closes.
+  awaitable<void> write_answer(std::shared_ptr<Socket> sock, std::string data) {
+    using namespace asio::experimental::awaitable_operators;
+    asio::steady_timer deadline(io);
+    deadline.expires_after(kWriteDeadline);
+    auto r = co_await (asio::async_write(*sock, asio::buffer(data), asio::as_tuple(use_awaitable)) ||
+                       deadline.async_wait(asio::as_tuple(use_awaitable)));
+    if (r.index() == 1) {
+      VG_LOG(log, Level::info, "request", "answer not taken within {} s; connection closed",
+             std::chrono::duration_cast<std::chrono::seconds>(kWriteDeadline).count());
+    } else if (auto [ec, n] = std::get<0>(r); ec) {
+      VG_LOG(log, Level::info, "request", "could not send answer: {}", ec.message());
+    }
+    boost::system::error_code ignore;
+    sock->shutdown(asio::socket_base::shutdown_both, ignore);
+    sock->close(ignore);
+  }
+
+  // Removes a waiter however the session ends.
+  struct WaiterGuard {
+    std::map<std::uint64_t, Waiter*>& map;
+    std::uint64_t id;
+    ~WaiterGuard() { map.erase(id); }
+  };
+
+  awaitable<void> session(Socket raw_sock, bool local) {
+    auto sock = std::make_shared<Socket>(std::move(raw_sock));
+    const std::string peer = describe_peer(*sock, local);
+    const std::string where = local ? "control socket" : "network";
+    if (local && !peer_is_root(*sock)) {
+      note_refusal(peer, where, "-", "control socket peer is not root");
       co_return;
     }
-    std::string err;
-    auto frame = co_await read_frame(sock, err);
+    auto frame = co_await read_frame(sock);
     if (!frame) {
-      if (!err.empty()) {
-        const Error e = make_error(errc::bad_frame, err);  // err is already a full sentence
-        audit_refusal(peer, "-", e);
-        co_await write_quiet(sock, unsigned_refusal(errc::bad_frame, e.context));
+      if (!frame.error().context.empty()) {
+        note_refusal(peer, where, "-", frame.error().message());
+        co_await write_answer(sock, unsigned_refusal(code_of(frame.error()), frame.error().context));
       }
       co_return;
     }
@@ -376,25 +496,27 @@ struct Daemon::Impl final : HypervisorListener {
       }
     }
     if (!known) {
-      const Error e = id ? make_error(errc::unknown_key, "key id " + key_label + " is not configured on this host")
-                         : id.error();
-      audit_refusal(peer, key_label, e);
-      co_await write_quiet(sock, unsigned_refusal(static_cast<errc>(e.code.value()), e.context));
+      const Error e = !id ? id.error()
+                      : *id == proto::kLocalKeyId
+                          ? make_error(errc::unknown_key, "the local key is accepted only on the control socket")
+                          : make_error(errc::unknown_key, "key id " + key_label + " is not configured on this host");
+      note_refusal(peer, where, key_label, e.message());
+      co_await write_answer(sock, unsigned_refusal(code_of(e), e.context));
       co_return;
     }
     auto decoded = proto::decode_frame(*frame, key);
     if (!decoded || !decoded->request) {
       const Error e = decoded ? make_error(errc::bad_frame, "expected a request frame") : decoded.error();
-      audit_refusal(peer, key_label, e);
-      co_await write_quiet(sock, unsigned_refusal(static_cast<errc>(e.code.value()), e.context));
+      note_refusal(peer, where, key_label, e.message());
+      co_await write_answer(sock, unsigned_refusal(code_of(e), e.context));
       co_return;
     }
     const proto::Request& req = *decoded->request;
     proto::Response resp;
-    if (auto fresh = replay.check(req.nonce, req.timestamp_ms, unix_ms()); !fresh) {
-      audit_refusal(peer, key_label, fresh.error());
+    if (auto fresh = replay.check(*id, req.nonce, req.timestamp_ms, unix_ms(), mono_ms()); !fresh) {
+      note_refusal(peer, where, key_label, fresh.error().message());
       resp.status = proto::Status::failure;
-      resp.error = static_cast<std::uint16_t>(fresh.error().code.value());
+      resp.error = static_cast<std::uint16_t>(code_of(fresh.error()));
       resp.message = fresh.error().message();
     } else {
       const std::uint64_t rid = next_request++;
@@ -402,27 +524,16 @@ struct Daemon::Impl final : HypervisorListener {
       wake.expires_at(asio::steady_timer::time_point::max());
       Waiter w{&wake, std::nullopt};
       waiters[rid] = &w;
+      WaiterGuard guard{waiters, rid};
       std::optional<proto::KeyId> kid;
       if (*id != proto::kLocalKeyId) kid = *id;
       feed(RequestIn{rid, peer, kid, req});
-      if (!w.response) {
-        auto [ec] = co_await wake.async_wait(asio::as_tuple(use_awaitable));
-        (void)ec;
-      }
-      waiters.erase(rid);
+      if (!w.response) co_await wake.async_wait(asio::as_tuple(use_awaitable));
       if (!w.response) co_return;  // shutting down
       resp = std::move(*w.response);
     }
     resp.nonce = req.nonce;
-    co_await write_quiet(sock, proto::encode_response(*id, key, resp));
-  }
-
-  awaitable<void> write_quiet(Socket& sock, std::string data) {
-    auto [ec, n] = co_await asio::async_write(sock, asio::buffer(data), asio::as_tuple(use_awaitable));
-    (void)n;
-    if (ec) VG_LOG(log, Level::info, "request", "could not send answer: {}", ec.message());
-    boost::system::error_code ignore;
-    sock.shutdown(asio::socket_base::shutdown_both, ignore);
+    co_await write_answer(sock, proto::encode_response(*id, key, resp));
   }
 
   void wait_signal() {
@@ -446,15 +557,31 @@ struct Daemon::Impl final : HypervisorListener {
                                unix_ms());
         !r)
       VG_LOG(log, Level::critical, "audit", "forensic log write failed: {}", r.error().message());
-    for (auto& a : acceptors) {
+    for (auto& l : listeners) {
       boost::system::error_code ignore;
-      a->close(ignore);
+      l->acceptor->close(ignore);
     }
     tick.cancel();
     reconnect.cancel();
-    for (auto& [id, w] : waiters) w->wake->cancel();
     ::unlink(opts.config.control_socket.c_str());
     if (!opts.config.pid_file.empty()) ::unlink(opts.config.pid_file.c_str());
+    finish_shutdown(std::chrono::steady_clock::now() + kStopGrace);
+  }
+
+  // A destroy or start already handed to libvirt finishes anyway: wait (bounded) for its result, so its
+  // outcome is in the forensic log and its client gets the answer, then stop.
+  void finish_shutdown(std::chrono::steady_clock::time_point until) {
+    if (ops_in_flight > 0 && std::chrono::steady_clock::now() < until) {
+      reconnect.expires_after(std::chrono::milliseconds(50));
+      reconnect.async_wait([this, until](boost::system::error_code) { finish_shutdown(until); });
+      return;
+    }
+    if (ops_in_flight > 0)
+      VG_LOG(log, Level::error, "daemon", "stopping with {} hypervisor operations still running", ops_in_flight);
+    append_audit("daemon", {{"event", "stopped"}, {"head_seq", audit->head().seq}, {"head", audit->head().hash}},
+                 true);
+    VG_LOG(log, Level::notice, "daemon", "stopped | audit_seq={} audit_head={}", audit->head().seq, audit->head().hash);
+    for (auto& [id, w] : waiters) w->wake->cancel();
     io.stop();
   }
 };
@@ -486,6 +613,9 @@ Result<void> Daemon::start() {
     d.signals.add(SIGHUP);
     d.wait_signal();
   }
+  // The chain has no key: logging its head elsewhere (the journal) lets an admin detect a rewritten tail.
+  VG_LOG(d.log, Level::notice, "audit", "forensic log {} | audit_seq={} audit_head={}", d.opts.config.log_file,
+         d.audit->head().seq, d.audit->head().hash);
   d.try_connect();
   d.arm_tick();
   return {};

@@ -183,7 +183,8 @@ Result<Response> call(const CallOptions& opts, Action action, const std::string&
   req.timestamp_ms = unix_ms();
   req.action = action;
   req.flags = flags;
-  req.budget_ms = static_cast<std::uint32_t>(opts.timeout.count());
+  // Ask vguardd to decide within 90 % of our own deadline, so its answer arrives while we still wait for it.
+  req.budget_ms = static_cast<std::uint32_t>(opts.timeout.count() * 9 / 10);
   req.target = target;
   const std::string_view key = opts.key ? std::string_view(opts.key->bytes) : std::string_view();
   const KeyId key_id = opts.key ? opts.key->id : kLocalKeyId;
@@ -202,10 +203,13 @@ Result<Response> call(const CallOptions& opts, Action action, const std::string&
     // vguardd could not verify our request, so it answered unsigned (local key id). Its text explains
     // why, but it proves nothing: report it as an error, never as a result.
     auto f = decode_frame(frame, std::string_view());
-    if (f && f->response)
-      return make_error(static_cast<errc>(f->response->error ? f->response->error
-                                                             : static_cast<std::uint16_t>(errc::bad_mac)),
-                        "vguardd refused the request: " + f->response->message);
+    if (f && f->response) {
+      // Anyone can forge an unsigned answer: it may explain a failure, never choose a meaningful outcome
+      // such as "permission denied" (fence_vguard's exit 3).
+      auto code = static_cast<errc>(f->response->error);
+      if (code == errc::ok || code == errc::permission_denied) code = errc::operation_failed;
+      return make_error(code, "vguardd refused the request: " + f->response->message);
+    }
     return make_error(errc::bad_mac, "answer signed with an unexpected key");
   }
   auto f = decode_frame(frame, key);

@@ -167,16 +167,33 @@ std::string encode_request(const KeyId& key_id, std::string_view key, const Requ
   return finish(w, key);
 }
 
+std::string_view clip(std::string_view s) { return s.size() > kMaxString ? s.substr(0, kMaxString) : s; }
+
 std::string encode_response(const KeyId& key_id, std::string_view key, const Response& r) {
+  // A response always fits in one frame: entries that would not fit are left out and the message says so
+  // (a host with that many domains is listed in parts by name patterns). Never abort on data.
+  std::string message(clip(r.message));
+  std::size_t fixed = 4 + 1 + 1 + 8 + kNonceLen + 1 + 2 + 2 + kMaxString + 4 + kMacLen;
+  std::size_t fit = 0;
+  for (const auto& d : r.domains) {
+    const std::size_t entry = 16 + 2 + clip(d.name).size() + 1;
+    if (fixed + entry - 4 > kMaxFrame) break;
+    fixed += entry;
+    ++fit;
+  }
+  if (fit < r.domains.size())
+    message = std::string(clip(message + " (list truncated: " + std::to_string(fit) + " of " +
+                               std::to_string(r.domains.size()) + " domains)"));
   Writer w = start(kKindResponse, key_id);
   w.bytes(r.nonce);
   w.u8(static_cast<std::uint8_t>(r.status));
   w.u16(r.error);
-  w.str(r.message.size() > kMaxString ? std::string_view(r.message).substr(0, kMaxString) : r.message);
-  w.u32(static_cast<std::uint32_t>(r.domains.size()));
-  for (const auto& d : r.domains) {
+  w.str(message);
+  w.u32(static_cast<std::uint32_t>(fit));
+  for (std::size_t i = 0; i < fit; ++i) {
+    const auto& d = r.domains[i];
     w.bytes(d.uuid.bytes);
-    w.str(d.name);
+    w.str(clip(d.name));
     w.u8(static_cast<std::uint8_t>(d.state));
   }
   return finish(w, key);

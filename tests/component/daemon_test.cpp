@@ -65,8 +65,8 @@ class DaemonTest : public ::testing::TestWithParam<bool> {
   }
 
   void SetUp() override {
-    dir = ::testing::TempDir() + "/vguard-daemon-test-" + std::to_string(::getpid()) + "-" +
-          ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    static int counter = 0;  // short paths: a Unix socket path has at most 107 bytes
+    dir = ::testing::TempDir() + "/vgd-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
     std::filesystem::remove_all(dir);
     std::filesystem::create_directories(dir);
     guest_key = make_key("guest", "guest-key-0123456789abcdef-guest");
@@ -343,6 +343,44 @@ TEST_P(DaemonTest, HookPrepareOnlyLocal) {
   r = call(Action::hook_prepare, kAlpha, guest_key, proto::kFlagTargetIsUuid);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, Status::denied);
+}
+
+TEST_P(DaemonTest, ConnectionFloodIsCappedAndRecovers) {
+  std::vector<int> fds;
+  auto open_conn = [&] {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::strncpy(sa.sun_path, cfg.control_socket.c_str(), sizeof sa.sun_path - 1);
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    return fd;
+  };
+  for (int i = 0; i < 256; ++i) fds.push_back(open_conn());
+  std::this_thread::sleep_for(200ms);
+  // One more than the cap: closed at once, without an answer.
+  int extra = open_conn();
+  timeval tv{3, 0};
+  ::setsockopt(extra, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char c;
+  EXPECT_EQ(::recv(extra, &c, 1, 0), 0) << "connection over the cap is closed";
+  ::close(extra);
+  for (int fd : fds) ::close(fd);
+  // Service is back once the idle connections are gone.
+  Result<proto::Response> r = make_error(errc::busy);
+  for (int i = 0; i < 100 && !(r = call(Action::monitor, "", std::nullopt)); ++i) std::this_thread::sleep_for(50ms);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->status, Status::success);
+}
+
+TEST_P(DaemonTest, RefusalRecordsAreRateLimited) {
+  for (int i = 0; i < 60; ++i) raw(std::string(4, '\0'));
+  std::this_thread::sleep_for(1100ms);
+  raw(std::string(4, '\0'));  // rolls the one-second window: the suppressed count is written
+  const std::size_t n = refusals();
+  EXPECT_LE(n, 45u) << "at most 20 refusal records a second";
+  EXPECT_GE(n, 20u);
+  EXPECT_NE(log_text().find("\"type\":\"refused-suppressed\""), std::string::npos);
+  EXPECT_TRUE(audit::verify_log(log_text()).ok);
 }
 
 INSTANTIATE_TEST_SUITE_P(Hypervisors, DaemonTest, ::testing::Values(false, true),

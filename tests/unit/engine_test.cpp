@@ -26,12 +26,41 @@ Policy policy() {
   return p;
 }
 
+// The engine plus a model hypervisor that answers its commands (auto = true) or lets the test do it.
 struct Harness {
   Engine engine{policy()};
   TimeMs now = 1000;
   std::uint64_t next = 1;
+  std::map<Uuid, PowerState> model{{kAlpha, PowerState::running}, {kBeta, PowerState::paused}, {kGamma, PowerState::shutoff}};
+  bool autorun = true;
+  std::vector<std::string> journal;  // commands the engine issued, "destroy <uuid>" ...
 
-  std::vector<Command> feed(Input in) { return engine.handle(Event{now, std::move(in)}); }
+  std::vector<Command> feed(Input in) {
+    auto cmds = engine.handle(Event{now, std::move(in)});
+    if (!autorun) return cmds;
+    // Answer hypervisor commands like a small hypervisor would, then feed the results back.
+    std::vector<Command> all_cmds = cmds;
+    for (const auto& c : cmds) {
+      std::optional<OpDone> done;
+      if (const auto* d = std::get_if<DoDestroy>(&c)) {
+        journal.push_back("destroy " + d->uuid.str());
+        model[d->uuid] = PowerState::shutoff;
+        done = OpDone{d->op, true, "", errc::ok, PowerState::shutoff};
+      } else if (const auto* st = std::get_if<DoStart>(&c)) {
+        journal.push_back("start " + st->uuid.str());
+        model[st->uuid] = PowerState::running;
+        done = OpDone{st->op, true, "", errc::ok, PowerState::running};
+      } else if (const auto* q = std::get_if<DoQuery>(&c)) {
+        journal.push_back("query " + q->uuid.str());
+        done = OpDone{q->op, true, "", errc::ok, model[q->uuid]};
+      }
+      if (done) {
+        auto more = feed(*done);
+        all_cmds.insert(all_cmds.end(), more.begin(), more.end());
+      }
+    }
+    return all_cmds;
+  }
 
   void connect() {
     feed(HvConnected{{{kAlpha, "vm-alpha", PowerState::running},
@@ -85,7 +114,7 @@ struct StatusCase {
   errc want_err;
 };
 
-TEST(Engine, ImmediateAnswersTable) {
+TEST(Engine, AnswersTable) {
   const StatusCase cases[] = {
       {"status running by name", Action::status, "vm-alpha", kGuestKey, Status::success, errc::ok},
       {"status running by uuid", Action::status, kAlpha.str(), kGuestKey, Status::success, errc::ok},
@@ -100,6 +129,7 @@ TEST(Engine, ImmediateAnswersTable) {
       {"unknown domain off fails", Action::off, "vm-anything", kGuestKey, Status::failure, errc::no_such_domain},
       {"unknown domain not allowed: denied, no leak", Action::status, "nosuchvm", kGuestKey, Status::denied, errc::permission_denied},
       {"off of shut-off domain", Action::off, kGamma.str(), kGuestKey, Status::success, errc::ok},
+      {"off of running domain", Action::off, "vm-alpha", kGuestKey, Status::success, errc::ok},
       {"reboot of shut-off domain does not start it", Action::reboot, kGamma.str(), kGuestKey, Status::success, errc::ok},
       {"on of running domain", Action::on, "vm-alpha", kGuestKey, Status::success, errc::ok},
       {"monitor", Action::monitor, "", kGuestKey, Status::success, errc::ok},
@@ -113,8 +143,6 @@ TEST(Engine, ImmediateAnswersTable) {
     const Reply& r = only_reply(cmds);
     EXPECT_EQ(r.response.status, c.want) << c.name << ": " << r.response.message;
     EXPECT_EQ(r.response.error, static_cast<std::uint16_t>(c.want_err)) << c.name;
-    EXPECT_TRUE(all<DoDestroy>(cmds).empty()) << c.name;
-    EXPECT_TRUE(all<DoStart>(cmds).empty()) << c.name;
     expect_audit_before_reply(cmds);
     ASSERT_FALSE(all<Audit>(cmds).empty());
     EXPECT_EQ(all<Audit>(cmds).front().type, "request") << c.name;
@@ -123,13 +151,18 @@ TEST(Engine, ImmediateAnswersTable) {
 
 TEST(Engine, OffDestroysAndAnswersOnlyAfterConfirmation) {
   Harness h;
+  h.autorun = false;
   h.connect();
   auto cmds = h.request(Action::off, "vm-alpha");
   EXPECT_TRUE(all<Reply>(cmds).empty()) << "no answer before libvirt confirms";
   auto d = all<DoDestroy>(cmds);
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].uuid, kAlpha);
-  cmds = h.feed(OpDone{d[0].op, true, ""});
+  auto decisions = all<Audit>(cmds);
+  ASSERT_FALSE(decisions.empty());
+  EXPECT_EQ(decisions.back().type, "decision");
+  EXPECT_TRUE(decisions.back().sync) << "the decision is durable before the destroy runs";
+  cmds = h.feed(OpDone{d[0].op, true, "", errc::ok, PowerState::shutoff});
   const Reply& r = only_reply(cmds);
   EXPECT_EQ(r.response.status, Status::success);
   expect_audit_before_reply(cmds);
@@ -137,12 +170,31 @@ TEST(Engine, OffDestroysAndAnswersOnlyAfterConfirmation) {
   ASSERT_FALSE(audits.empty());
   EXPECT_TRUE(audits.back().sync) << "a fence outcome is fsync'd before the reply";
   EXPECT_EQ(h.engine.domain(kAlpha)->state, PowerState::shutoff);
-  // status now says off
-  EXPECT_EQ(only_reply(h.request(Action::status, "vm-alpha")).response.status, Status::off);
+}
+
+TEST(Engine, OffAlwaysAsksLibvirtEvenIfCacheSaysOff) {
+  // The cache said shut off, but a start raced it: the destroy still runs, libvirt decides.
+  Harness h;
+  h.connect();
+  h.model[kGamma] = PowerState::running;  // started behind the cache's back (event not yet seen)
+  auto cmds = h.request(Action::off, kGamma.str());
+  EXPECT_EQ(only_reply(cmds).response.status, Status::success);
+  EXPECT_EQ(h.model[kGamma], PowerState::shutoff);
+  EXPECT_EQ(h.journal, std::vector<std::string>{"destroy " + kGamma.str()});
+}
+
+TEST(Engine, StatusAsksLibvirtNotTheCache) {
+  Harness h;
+  h.connect();
+  h.model[kGamma] = PowerState::running;
+  EXPECT_EQ(only_reply(h.request(Action::status, kGamma.str())).response.status, Status::success);
+  h.model[kGamma] = PowerState::shutoff;
+  EXPECT_EQ(only_reply(h.request(Action::status, kGamma.str())).response.status, Status::off);
 }
 
 TEST(Engine, FailedDestroyIsFailure) {
   Harness h;
+  h.autorun = false;
   h.connect();
   auto d = all<DoDestroy>(h.request(Action::off, "vm-alpha"));
   ASSERT_EQ(d.size(), 1u);
@@ -151,24 +203,30 @@ TEST(Engine, FailedDestroyIsFailure) {
   EXPECT_NE(r.response.message.find("operation failed"), std::string::npos);
 }
 
-TEST(Engine, RebootDestroysThenStarts) {
+TEST(Engine, RebootQueriesDestroysThenStarts) {
   Harness h;
   h.connect();
-  auto d = all<DoDestroy>(h.request(Action::reboot, "vm-alpha"));
-  ASSERT_EQ(d.size(), 1u);
-  auto cmds = h.feed(OpDone{d[0].op, true, ""});
-  EXPECT_TRUE(all<Reply>(cmds).empty());
-  auto s = all<DoStart>(cmds);
-  ASSERT_EQ(s.size(), 1u);
-  const Reply& r = only_reply(h.feed(OpDone{s[0].op, true, ""}));
+  const Reply& r = only_reply(h.request(Action::reboot, "vm-alpha"));
   EXPECT_EQ(r.response.status, Status::success);
+  EXPECT_EQ(h.journal, (std::vector<std::string>{"query " + kAlpha.str(), "destroy " + kAlpha.str(),
+                                                 "start " + kAlpha.str()}));
+}
+
+TEST(Engine, RebootOfOffDomainDoesNotStartIt) {
+  Harness h;
+  h.connect();
+  EXPECT_EQ(only_reply(h.request(Action::reboot, kGamma.str())).response.status, Status::success);
+  EXPECT_EQ(h.journal, std::vector<std::string>{"query " + kGamma.str()});
+  EXPECT_EQ(h.model[kGamma], PowerState::shutoff);
 }
 
 TEST(Engine, RebootWhoseRestartFailsStillFenced) {
   Harness h;
+  h.autorun = false;
   h.connect();
-  auto d = all<DoDestroy>(h.request(Action::reboot, "vm-alpha"));
-  auto s = all<DoStart>(h.feed(OpDone{d.at(0).op, true, ""}));
+  auto q = all<DoQuery>(h.request(Action::reboot, "vm-alpha"));
+  auto d = all<DoDestroy>(h.feed(OpDone{q.at(0).op, true, "", errc::ok, PowerState::running}));
+  auto s = all<DoStart>(h.feed(OpDone{d.at(0).op, true, "", errc::ok, PowerState::shutoff}));
   const Reply& r = only_reply(h.feed(OpDone{s.at(0).op, false, "no memory"}));
   EXPECT_EQ(r.response.status, Status::success) << "the domain was confirmed off: fencing succeeded";
   EXPECT_NE(r.response.message.find("restart failed"), std::string::npos);
@@ -177,28 +235,96 @@ TEST(Engine, RebootWhoseRestartFailsStillFenced) {
 TEST(Engine, OnStartsShutOffDomain) {
   Harness h;
   h.connect();
+  EXPECT_EQ(only_reply(h.request(Action::on, kGamma.str())).response.status, Status::success);
+  EXPECT_EQ(h.engine.domain(kGamma)->state, PowerState::running);
+  EXPECT_EQ(h.model[kGamma], PowerState::running);
+}
+
+TEST(Engine, RequestsOnOneDomainRunOneAtATime) {
+  // on, then off before the start finished: the off waits, and runs after the start.
+  Harness h;
+  h.autorun = false;
+  h.connect();
   auto s = all<DoStart>(h.request(Action::on, kGamma.str()));
   ASSERT_EQ(s.size(), 1u);
-  EXPECT_EQ(only_reply(h.feed(OpDone{s[0].op, true, ""})).response.status, Status::success);
-  EXPECT_EQ(h.engine.domain(kGamma)->state, PowerState::running);
+  auto off_cmds = h.request(Action::off, kGamma.str());
+  EXPECT_TRUE(all<Reply>(off_cmds).empty()) << "off must not answer from a state a start is changing";
+  EXPECT_TRUE(all<DoDestroy>(off_cmds).empty()) << "off waits its turn";
+  auto status_cmds = h.request(Action::status, kGamma.str());
+  EXPECT_TRUE(all<DoQuery>(status_cmds).empty());
+  auto after_start = h.feed(OpDone{s[0].op, true, "", errc::ok, PowerState::running});
+  ASSERT_EQ(all<Reply>(after_start).size(), 1u);
+  auto d = all<DoDestroy>(after_start);
+  ASSERT_EQ(d.size(), 1u) << "the off runs once the start is done";
+  auto after_destroy = h.feed(OpDone{d[0].op, true, "", errc::ok, PowerState::shutoff});
+  ASSERT_EQ(all<Reply>(after_destroy).size(), 1u);
+  auto q = all<DoQuery>(after_destroy);
+  ASSERT_EQ(q.size(), 1u) << "then the status";
+  EXPECT_EQ(only_reply(h.feed(OpDone{q[0].op, true, "", errc::ok, PowerState::shutoff})).response.status, Status::off);
+  // Other domains are not held up.
+  EXPECT_EQ(all<DoQuery>(h.request(Action::status, "vm-alpha")).size(), 1u);
+}
+
+TEST(Engine, MigratedAwayIsNeverOffNorStarted) {
+  Harness h;
+  h.connect();
+  DomainInfo gone{kAlpha, "vm-alpha", PowerState::shutoff, true};
+  h.feed(HvDomain{gone});
+  for (Action a : {Action::status, Action::off, Action::reboot, Action::on}) {
+    auto cmds = h.request(a, "vm-alpha");
+    const Reply& r = only_reply(cmds);
+    EXPECT_EQ(r.response.status, Status::failure) << proto::action_name(a);
+    EXPECT_NE(r.response.message.find("migrated away"), std::string::npos);
+    EXPECT_TRUE(h.journal.empty()) << proto::action_name(a);
+  }
+  // A plain shut-off event afterwards does not clear it; a start here does.
+  h.feed(HvDomain{{kAlpha, "vm-alpha", PowerState::shutoff}});
+  EXPECT_EQ(only_reply(h.request(Action::status, "vm-alpha")).response.status, Status::failure);
+  h.feed(HvDomain{{kAlpha, "vm-alpha", PowerState::running}});
+  EXPECT_EQ(only_reply(h.request(Action::status, "vm-alpha")).response.status, Status::success);
+}
+
+TEST(Engine, NoSuchDomainFromLibvirtIsFailure) {
+  Harness h;
+  h.autorun = false;
+  h.connect();
+  auto q = all<DoQuery>(h.request(Action::status, "vm-alpha"));
+  const Reply& r = only_reply(h.feed(OpDone{q.at(0).op, false, "gone", errc::no_such_domain}));
+  EXPECT_EQ(r.response.status, Status::failure);
 }
 
 TEST(Engine, DeadlineGivesFailureNeverSuccess) {
   Harness h;
+  h.autorun = false;
   h.connect();
   auto d = all<DoDestroy>(h.request(Action::off, "vm-alpha", kGuestKey, 500));
   ASSERT_EQ(d.size(), 1u);
+  auto waiting = h.request(Action::off, "vm-alpha", kGuestKey, 5000);
+  EXPECT_TRUE(all<DoDestroy>(waiting).empty());
   h.now += 499;
   EXPECT_TRUE(all<Reply>(h.feed(Tick{})).empty());
   h.now += 2;
   const Reply& r = only_reply(h.feed(Tick{}));
   EXPECT_EQ(r.response.status, Status::failure);
   EXPECT_EQ(r.response.error, static_cast<std::uint16_t>(errc::timed_out));
-  // A late confirmation is logged but answers nothing twice.
-  auto late = h.feed(OpDone{d[0].op, true, ""});
+  // A late confirmation is logged, answers nothing twice, and only then lets the waiting request run.
+  auto late = h.feed(OpDone{d[0].op, true, "", errc::ok, PowerState::shutoff});
   EXPECT_TRUE(all<Reply>(late).empty());
-  ASSERT_EQ(all<Audit>(late).size(), 1u);
+  ASSERT_FALSE(all<Audit>(late).empty());
   EXPECT_EQ(all<Audit>(late)[0].type, "late-result");
+  EXPECT_EQ(all<DoDestroy>(late).size(), 1u);
+}
+
+TEST(Engine, QueuedRequestExpires) {
+  Harness h;
+  h.autorun = false;
+  h.connect();
+  ASSERT_EQ(all<DoDestroy>(h.request(Action::off, "vm-alpha", kGuestKey, 5000)).size(), 1u);
+  h.request(Action::status, "vm-alpha", kGuestKey, 100);
+  h.now += 101;
+  const Reply& r = only_reply(h.feed(Tick{}));
+  EXPECT_EQ(r.response.error, static_cast<std::uint16_t>(errc::timed_out));
+  EXPECT_NE(r.response.message.find("waiting"), std::string::npos);
 }
 
 TEST(Engine, DisconnectedMeansUnknownNeverOff) {
@@ -222,21 +348,25 @@ TEST(Engine, NotConnectedAtStartIsUnknown) {
   EXPECT_EQ(only_reply(h.request(Action::status, "vm-alpha")).response.status, Status::failure);
 }
 
-TEST(Engine, ReconnectRestoresStates) {
+TEST(Engine, ReconnectRestoresService) {
   Harness h;
   h.connect();
   h.feed(HvLost{"gone"});
+  EXPECT_EQ(only_reply(h.request(Action::status, kGamma.str())).response.status, Status::failure);
   h.connect();
   EXPECT_EQ(only_reply(h.request(Action::status, kGamma.str())).response.status, Status::off);
 }
 
-TEST(Engine, LifecycleEventsUpdateState) {
+TEST(Engine, LifecycleEventsUpdateTheMap) {
   Harness h;
   h.connect();
   h.feed(HvDomain{{kAlpha, "vm-alpha", PowerState::shutoff}});
-  EXPECT_EQ(only_reply(h.request(Action::status, "vm-alpha")).response.status, Status::off);
+  EXPECT_EQ(h.engine.domain(kAlpha)->state, PowerState::shutoff);
   h.feed(HvDomain{{kAlpha, "vm-alpha", PowerState::running}});
-  EXPECT_EQ(only_reply(h.request(Action::status, "vm-alpha")).response.status, Status::success);
+  EXPECT_EQ(h.engine.domain(kAlpha)->state, PowerState::running);
+  const Uuid fresh = *Uuid::parse("55555555-5555-5555-5555-555555555555");
+  h.feed(HvDomain{{fresh, "vm-anew", PowerState::running}});
+  EXPECT_EQ(only_reply(h.request(Action::list, "")).response.domains.size(), 3u) << "new domain listed (vm-a*)";
 }
 
 TEST(Engine, ListIsFilteredByKey) {

@@ -231,3 +231,28 @@ TEST(Crypto, HmacKnownAnswer) {
 
 }  // namespace
 }  // namespace vguard::proto
+
+namespace vguard::proto {
+namespace {
+TEST(Message, OversizeListIsTruncatedNotFatal) {
+  Response r = golden_response();
+  r.domains.clear();
+  for (int i = 0; i < 5000; ++i) {
+    DomainEntry d;
+    d.uuid.bytes[0] = static_cast<std::uint8_t>(i);
+    d.name = "domain-with-a-fairly-long-name-" + std::to_string(i);
+    d.state = PowerState::running;
+    r.domains.push_back(d);
+  }
+  r.domains[0].name = std::string(5000, 'n');  // longer than kMaxString: clipped
+  const auto frame = encode_response(kLocalKeyId, "", r);
+  EXPECT_LE(frame.size(), kMaxFrame + 4);
+  auto f = decode_frame(frame, "");
+  ASSERT_TRUE(f) << f.error().message();
+  EXPECT_LT(f->response->domains.size(), 5000u);
+  EXPECT_GT(f->response->domains.size(), 1000u);
+  EXPECT_EQ(f->response->domains[0].name.size(), kMaxString);
+  EXPECT_NE(f->response->message.find("list truncated"), std::string::npos);
+}
+}  // namespace
+}  // namespace vguard::proto

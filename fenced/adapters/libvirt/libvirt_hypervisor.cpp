@@ -196,7 +196,8 @@ struct LibvirtHypervisor::Impl {
       if (!is_connected || conn.get() != c) return;
       is_connected = false;
     }
-    if (HypervisorListener* l = listener.load()) l->on_connection_lost(why);
+    std::lock_guard lk(listener_mu);
+    if (listener) listener->on_connection_lost(why);
   }
 
   /// Converts a libvirt failure into an Error; a failure that means the connection is gone marks it lost.
@@ -318,9 +319,11 @@ struct LibvirtHypervisor::Impl {
     }
   }
 
-  void deliver(virDomainPtr dom, int event, int /*detail*/) {
-    HypervisorListener* l = listener.load();
-    if (!l) return;
+  void deliver(virDomainPtr dom, int event, int detail) {
+    {
+      std::lock_guard lk(listener_mu);
+      if (!listener) return;
+    }
     unsigned char raw[VIR_UUID_BUFLEN];
     if (virDomainGetUUID(dom, raw) < 0) {
       take_error();
@@ -339,6 +342,7 @@ struct LibvirtHypervisor::Impl {
         break;
       case VIR_DOMAIN_EVENT_STOPPED:
         d.state = proto::PowerState::shutoff;
+        d.migrated_away = detail == VIR_DOMAIN_EVENT_STOPPED_MIGRATED;
         break;
       case VIR_DOMAIN_EVENT_PMSUSPENDED:
         d.state = proto::PowerState::other;
@@ -349,7 +353,9 @@ struct LibvirtHypervisor::Impl {
         d.state = query_after_event(dom);
         break;
     }
-    l->on_domain_event(d);
+    // Held across the call so that set_listener(nullptr) waits for it (the listener posts and returns).
+    std::lock_guard lk(listener_mu);
+    if (listener) listener->on_domain_event(d);
   }
 
   static proto::PowerState query_after_event(virDomainPtr dom) {
@@ -363,7 +369,8 @@ struct LibvirtHypervisor::Impl {
   // --- state --------------------------------------------------------------------------------------
 
   const std::string uri;
-  std::atomic<HypervisorListener*> listener{nullptr};
+  std::mutex listener_mu;  // guards listener; held while calling it (never across a libvirt call)
+  HypervisorListener* listener = nullptr;
 
   std::mutex connect_mu;  // serializes connect() and teardown; never taken by callbacks
   mutable std::mutex mu;  // guards the four fields below; never held across a libvirt call that can block
@@ -381,7 +388,10 @@ LibvirtHypervisor::LibvirtHypervisor(std::string uri) : impl_(std::make_unique<I
 
 LibvirtHypervisor::~LibvirtHypervisor() = default;
 
-void LibvirtHypervisor::set_listener(HypervisorListener* l) { impl_->listener.store(l); }
+void LibvirtHypervisor::set_listener(HypervisorListener* l) {
+  std::lock_guard lk(impl_->listener_mu);
+  impl_->listener = l;
+}
 
 Result<void> LibvirtHypervisor::connect() { return impl_->connect(); }
 
