@@ -1,10 +1,14 @@
 // vguardd: the vguard host daemon.
 #include <boost/program_options.hpp>
 
+#include <unistd.h>
+
+#include <chrono>
 #include <iostream>
 
 #include "config.h"
 #include "daemon.h"
+#include "cpg_bus.h"
 #include "libvirt_hypervisor.h"
 #include "log.h"
 
@@ -56,13 +60,27 @@ int main(int argc, char** argv) {
   }
   StderrLogger log(parse_level(cfg->log_level));
   fenced::LibvirtHypervisor hv(cfg->libvirt_uri);
-  fenced::Daemon daemon(fenced::DaemonOptions{*cfg, true}, hv, log);
+  fenced::DaemonOptions dopts{*cfg, true};
+  if (cfg->cluster) {
+    std::string hostname = cfg->hostname;
+    if (hostname.empty()) {
+      char buf[256] = {};
+      ::gethostname(buf, sizeof buf - 1);
+      hostname = buf;
+    }
+    dopts.hostname = hostname;
+    dopts.incarnation = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                       std::chrono::system_clock::now().time_since_epoch())
+                                                       .count());
+  }
+  fenced::Daemon daemon(dopts, hv, log);
+  if (cfg->cluster) daemon.own_bus(std::make_unique<fenced::CpgBus>(daemon.io_context(), cfg->cluster_group, log));
   if (auto r = daemon.start(); !r) {
     VG_LOG(log, Level::critical, "daemon", "cannot start: {}", r.error().message());
     return 1;
   }
-  VG_LOG(log, Level::notice, "daemon", "vguardd 0.1.0 started (standalone mode) | config={} libvirt={}", config_path,
-         cfg->libvirt_uri);
+  VG_LOG(log, Level::notice, "daemon", "vguardd 0.1.0 started ({} mode) | config={} libvirt={}",
+         cfg->cluster ? "cluster" : "standalone", config_path, cfg->libvirt_uri);
   daemon.run();
   return 0;
 }

@@ -196,6 +196,11 @@ void Engine::on_request(TimeMs now, const RequestIn& r, Out& out) {
                   "standalone mode: no other host can own this domain");
   }
 
+  if (q.action == Action::hosts || q.action == Action::confirm_fenced) {
+    return finish(out, r.id, q.action, nullptr, Status::failure, errc::operation_failed,
+                  "standalone mode: this host is in no cluster");
+  }
+
   // Resolve the target: a canonical UUID, else a name that must match exactly one domain.
   const DomainInfo* d = nullptr;
   const auto as_uuid = Uuid::parse(q.target);

@@ -12,6 +12,7 @@
 #include <variant>
 #include <vector>
 
+#include "cluster_msg.h"
 #include "hypervisor.h"
 #include "log.h"
 #include "message.h"
@@ -102,7 +103,11 @@ struct Reply {
   std::uint64_t request = 0;
   proto::Response response;
 };
-using Command = std::variant<Audit, LogLine, DoDestroy, DoStart, DoQuery, Reply>;
+/// Multicast a message to the cluster (agreed order). Only the cluster engine emits it.
+struct SendMsg {
+  proto::ClusterMsg msg;
+};
+using Command = std::variant<Audit, LogLine, DoDestroy, DoStart, DoQuery, Reply, SendMsg>;
 
 class Engine {
  public:

@@ -143,7 +143,11 @@ Result<DaemonConfig> load_config(const std::string& path) {
       ("daemon.log_level", po::value<std::string>())         //
       ("daemon.replay_window", po::value<std::string>())     //
       ("daemon.request_timeout", po::value<std::string>())   //
-      ("daemon.reconnect_interval", po::value<std::string>());
+      ("daemon.reconnect_interval", po::value<std::string>())  //
+      ("cluster.enabled", po::value<std::string>())           //
+      ("cluster.group", po::value<std::string>())             //
+      ("cluster.key_file", po::value<std::string>())          //
+      ("cluster.hostname", po::value<std::string>());
 
   po::parsed_options parsed(&desc);
   try {
@@ -233,6 +237,24 @@ Result<DaemonConfig> load_config(const std::string& path) {
       auto v = parse_number<unsigned>(path, line, "request_timeout", value, 1, 3600);
       if (!v) return v.error();
       c.request_timeout = *v;
+    } else if (name == "cluster.enabled") {
+      if (value == "yes" || value == "true" || value == "1") {
+        c.cluster = true;
+      } else if (value == "no" || value == "false" || value == "0") {
+        c.cluster = false;
+      } else {
+        return config_error(path, line, "bad value '" + value + "' for enabled: expected yes or no");
+      }
+    } else if (name == "cluster.group") {
+      if (value.empty() || value.size() > 127) return config_error(path, line, "group must be 1 to 127 characters");
+      if (value == "fence-agents")
+        return config_error(path, line, "group 'fence-agents' is fence_virtd's; choose another name");
+      c.cluster_group = value;
+    } else if (name == "cluster.key_file") {
+      c.cluster_key_file = value;
+    } else if (name == "cluster.hostname") {
+      if (value.empty()) return config_error(path, line, "hostname must not be empty");
+      c.hostname = value;
     } else if (name == "daemon.reconnect_interval") {
       auto v = parse_number<unsigned>(path, line, "reconnect_interval", value, 1, 600);
       if (!v) return v.error();
@@ -240,6 +262,13 @@ Result<DaemonConfig> load_config(const std::string& path) {
     }
   }
 
+  if (c.cluster) {
+    if (c.cluster_key_file.empty())
+      return config_error(path, index.section_line("cluster"), "cluster mode needs key_file in [cluster]");
+    auto k = proto::load_key_file(c.cluster_key_file);
+    if (!k) return config_error(path, index.line_of("cluster.key_file"), k.error().message());
+    c.cluster_key = std::move(*k);
+  }
   std::map<proto::KeyId, std::string> ids;
   for (auto& [kname, k] : keys) {
     if (k.file.empty()) return config_error(path, k.line, "key '" + kname + "' has no 'file'");

@@ -31,6 +31,13 @@ struct DaemonConfig {
   unsigned reconnect_interval = 2;  ///< seconds between libvirt reconnect attempts
   std::vector<KeyConfig> keys;
 
+  // [cluster]
+  bool cluster = false;                  ///< cluster mode (corosync CPG); standalone otherwise
+  std::string cluster_group = "vguard";  ///< CPG group name (never fence_virtd's "fence-agents")
+  std::string cluster_key_file;          ///< key shared by every host's vguardd (required in cluster mode)
+  proto::Key cluster_key;
+  std::string hostname;                  ///< this host's name in the cluster (default: the system host name)
+
   /// The engine's view of it.
   [[nodiscard]] Policy policy() const;
 };

@@ -17,6 +17,8 @@
 #include <map>
 
 #include "audit_file.h"
+#include "cluster_engine.h"
+#include "cluster_msg.h"
 #include "engine.h"
 #include "key.h"
 #include "message.h"
@@ -86,12 +88,13 @@ bool peer_is_root(Socket& s) {
 
 }  // namespace
 
-struct Daemon::Impl final : HypervisorListener {
+struct Daemon::Impl final : HypervisorListener, BusListener {
   Impl(DaemonOptions o, Hypervisor& h, Logger& l)
       : opts(std::move(o)),
         hv(h),
         log(l),
         engine(opts.config.policy()),
+
         replay(static_cast<std::int64_t>(opts.config.replay_window) * 1000, kReplayCapacity),
         tick(io),
         reconnect(io),
@@ -104,7 +107,10 @@ struct Daemon::Impl final : HypervisorListener {
   Logger& log;
   asio::io_context io{1};
   asio::thread_pool pool{2};
-  Engine engine;
+  Engine engine;                            // standalone mode
+  std::unique_ptr<ClusterEngine> cluster;   // cluster mode
+  std::unique_ptr<Bus> owned_bus;           // when the daemon owns its bus (vguardd); destroyed before io
+  bool hv_up = false;
   proto::ReplayGuard replay;
   std::map<proto::KeyId, std::string> keys;
   std::unique_ptr<AuditFile> audit;
@@ -134,7 +140,30 @@ struct Daemon::Impl final : HypervisorListener {
   }
 
   // ---- engine plumbing ----
-  void feed(Input in) { execute(engine.handle(Event{mono_ms(), std::move(in)})); }
+  void feed(Input in) {
+    if (std::holds_alternative<HvConnected>(in)) hv_up = true;
+    if (std::holds_alternative<HvLost>(in)) hv_up = false;
+    if (cluster) {
+      std::visit([&](auto&& x) { execute(cluster->handle(ClusterEvent{mono_ms(), std::move(x)})); }, std::move(in));
+    } else {
+      execute(engine.handle(Event{mono_ms(), std::move(in)}));
+    }
+  }
+  void feed_cluster(ClusterInput in) { execute(cluster->handle(ClusterEvent{mono_ms(), std::move(in)})); }
+
+  // ---- BusListener (io thread) ----
+  void on_message(NodeId from, std::string bytes) override {
+    auto m = proto::decode_cluster(bytes, opts.config.cluster_key.id, opts.config.cluster_key.bytes);
+    if (!m) {
+      // Not from a vguardd of this cluster (another key, another version, damage): ignore it, loudly.
+      note_refusal("node " + std::to_string(from), "cluster bus", "-", m.error().message());
+      return;
+    }
+    feed_cluster(BusMsgIn{from, std::move(*m)});
+  }
+  void on_view(const View& v) override { feed_cluster(BusViewIn{v}); }
+  void on_quorum(bool q) override { feed_cluster(QuorumIn{q}); }
+  void on_lost(const Error& why) override { feed_cluster(BusLostIn{why.message()}); }
 
   void execute(const std::vector<Command>& cmds) {
     // Commands run in order. If an audit write fails, no later reply may claim success and no later action
@@ -165,6 +194,13 @@ struct Daemon::Impl final : HypervisorListener {
           done.state = *st;
           return done;
         });
+      } else if (const auto* m = std::get_if<SendMsg>(&c)) {
+        if (audit_failed) continue;  // nothing leaves this host without its record
+        if (opts.bus) {
+          if (auto r = opts.bus->send(proto::encode_cluster(opts.config.cluster_key.id, opts.config.cluster_key.bytes, m->msg));
+              !r)
+            VG_LOG(log, Level::warning, "cluster", "cannot send: {}", r.error().message());
+        }
       } else if (const auto* rep = std::get_if<Reply>(&c)) {
         proto::Response resp = rep->response;
         if (audit_failed) {
@@ -246,7 +282,7 @@ struct Daemon::Impl final : HypervisorListener {
     if (stopping) return;
     reconnect.expires_after(after);
     reconnect.async_wait([this](boost::system::error_code ec) {
-      if (!ec && !engine.hypervisor_connected()) try_connect();
+      if (!ec && !hv_up) try_connect();
     });
   }
 
@@ -553,7 +589,7 @@ struct Daemon::Impl final : HypervisorListener {
     if (stopping) return;
     stopping = true;
     VG_LOG(log, Level::notice, "daemon", "stopping");
-    if (auto r = audit->append("daemon", {{"event", "stop"}, {"pid", ::getpid()}, {"pending", engine.pending()}}, true,
+    if (auto r = audit->append("daemon", {{"event", "stop"}, {"pid", ::getpid()}, {"pending", cluster ? 0 : engine.pending()}}, true,
                                unix_ms());
         !r)
       VG_LOG(log, Level::critical, "audit", "forensic log write failed: {}", r.error().message());
@@ -590,6 +626,8 @@ Daemon::Daemon(DaemonOptions opts, Hypervisor& hv, Logger& log)
     : impl_(std::make_unique<Impl>(std::move(opts), hv, log)) {}
 
 Daemon::~Daemon() {
+  if (impl_->opts.bus) impl_->opts.bus->set_listener(nullptr);
+  impl_->owned_bus.reset();
   impl_->hv.set_listener(nullptr);  // no libvirt event may reach a destroyed io_context
   impl_->pool.join();
 }
@@ -616,12 +654,27 @@ Result<void> Daemon::start() {
   // The chain has no key: logging its head elsewhere (the journal) lets an admin detect a rewritten tail.
   VG_LOG(d.log, Level::notice, "audit", "forensic log {} | audit_seq={} audit_head={}", d.opts.config.log_file,
          d.audit->head().seq, d.audit->head().hash);
+  if (d.opts.bus) {
+    d.opts.bus->set_listener(&d);
+    if (auto r = d.opts.bus->start(); !r) return r;
+    ClusterIdentity id{d.opts.bus->local_node(), d.opts.hostname, d.opts.incarnation};
+    d.cluster = std::make_unique<ClusterEngine>(id, d.opts.config.policy());
+    VG_LOG(d.log, Level::notice, "cluster", "cluster mode: node {} ({}), group {}", id.self, id.hostname,
+           d.opts.config.cluster_group);
+  }
   d.try_connect();
   d.arm_tick();
   return {};
 }
 
 void Daemon::run() { impl_->io.run(); }
+
+boost::asio::io_context& Daemon::io_context() { return impl_->io; }
+
+void Daemon::own_bus(std::unique_ptr<Bus> bus) {
+  impl_->opts.bus = bus.get();
+  impl_->owned_bus = std::move(bus);
+}
 
 void Daemon::stop() {
   asio::post(impl_->io, [this] { impl_->shutdown(); });

@@ -1,8 +1,11 @@
 #pragma once
 // vguardd's runtime: one Asio io thread owns the Engine, the listeners, timers and the forensic log;
 // blocking libvirt calls run on a small thread pool and post their results back (STYLE.md §5).
+#include <boost/asio/io_context.hpp>
 #include <memory>
 
+#include "bus.h"
+#include "cluster_engine.h"
 #include "config.h"
 #include "hypervisor.h"
 #include "log.h"
@@ -15,6 +18,11 @@ class AuditFile;
 struct DaemonOptions {
   DaemonConfig config;
   bool install_signal_handlers = true;
+  /// Cluster mode when set: the bus to the other hosts' vguardd (corosync CPG) and this host's identity.
+  /// The daemon calls bus->set_listener() and bus->start(); the bus must outlive the daemon.
+  Bus* bus = nullptr;
+  std::string hostname;          ///< this host's name in the cluster
+  std::uint64_t incarnation = 0; ///< unique per start (e.g. wall clock in ms)
 };
 
 /// Runs vguardd until SIGTERM/SIGINT (or stop()). Returns an error if a listener or the forensic log
@@ -32,6 +40,10 @@ class Daemon {
   void run();
   /// Thread-safe: asks run() to return.
   void stop();
+  /// The io_context that run() drives (to build a bus adapter on it before start()).
+  boost::asio::io_context& io_context();
+  /// Cluster mode with a bus the daemon owns (built on io_context()); call before start().
+  void own_bus(std::unique_ptr<Bus> bus);
 
  private:
   struct Impl;

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "codec.h"
 #include "crypto.h"
 
 namespace vguard::proto {
@@ -10,86 +11,6 @@ namespace {
 constexpr std::uint8_t kKindRequest = 1;
 constexpr std::uint8_t kKindResponse = 2;
 constexpr std::size_t kHeader = 4 + 1 + 1 + 8;  // prefix, version, kind, key id
-
-class Writer {
- public:
-  void u8(std::uint8_t v) { out_.push_back(static_cast<char>(v)); }
-  void u16(std::uint16_t v) { le(v, 2); }
-  void u32(std::uint32_t v) { le(v, 4); }
-  void i64(std::int64_t v) { le(static_cast<std::uint64_t>(v), 8); }
-  template <std::size_t N>
-  void bytes(const std::array<std::uint8_t, N>& a) {
-    out_.append(reinterpret_cast<const char*>(a.data()), N);
-  }
-  void str(std::string_view s) {
-    // Callers bound strings; an oversize one is a bug in the caller, truncating silently would change a target.
-    VG_ASSERT(s.size() <= kMaxString, "string field too long");
-    u16(static_cast<std::uint16_t>(s.size()));
-    out_.append(s);
-  }
-  std::string& out() { return out_; }
-
- private:
-  void le(std::uint64_t v, int n) {
-    for (int i = 0; i < n; ++i) out_.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-  }
-  std::string out_;
-};
-
-class Reader {
- public:
-  explicit Reader(std::string_view in) : in_(in) {}
-  bool u8(std::uint8_t& v) {
-    std::uint64_t x;
-    if (!le(x, 1)) return false;
-    v = static_cast<std::uint8_t>(x);
-    return true;
-  }
-  bool u16(std::uint16_t& v) {
-    std::uint64_t x;
-    if (!le(x, 2)) return false;
-    v = static_cast<std::uint16_t>(x);
-    return true;
-  }
-  bool u32(std::uint32_t& v) {
-    std::uint64_t x;
-    if (!le(x, 4)) return false;
-    v = static_cast<std::uint32_t>(x);
-    return true;
-  }
-  bool i64(std::int64_t& v) {
-    std::uint64_t x;
-    if (!le(x, 8)) return false;
-    v = static_cast<std::int64_t>(x);
-    return true;
-  }
-  template <std::size_t N>
-  bool bytes(std::array<std::uint8_t, N>& a) {
-    if (in_.size() - pos_ < N) return false;
-    std::memcpy(a.data(), in_.data() + pos_, N);
-    pos_ += N;
-    return true;
-  }
-  bool str(std::string& s) {
-    std::uint16_t n;
-    if (!u16(n) || n > kMaxString || in_.size() - pos_ < n) return false;
-    s.assign(in_.substr(pos_, n));
-    pos_ += n;
-    return true;
-  }
-  [[nodiscard]] bool done() const { return pos_ == in_.size(); }
-
- private:
-  bool le(std::uint64_t& v, std::size_t n) {
-    if (in_.size() - pos_ < n) return false;
-    v = 0;
-    for (std::size_t i = 0; i < n; ++i) v |= static_cast<std::uint64_t>(static_cast<unsigned char>(in_[pos_ + i])) << (8 * i);
-    pos_ += n;
-    return true;
-  }
-  std::string_view in_;
-  std::size_t pos_ = 0;
-};
 
 Writer start(std::uint8_t kind, const KeyId& key_id) {
   Writer w;
@@ -123,6 +44,8 @@ std::optional<Action> action_from_name(std::string_view n) {
   if (n == "list-status") return Action::list_status;
   if (n == "hook-prepare") return Action::hook_prepare;
   if (n == "hook-release") return Action::hook_release;
+  if (n == "confirm-fenced") return Action::confirm_fenced;
+  if (n == "hosts") return Action::hosts;
   return std::nullopt;
 }
 
@@ -137,12 +60,14 @@ std::string_view action_name(Action a) {
     case Action::list_status: return "list-status";
     case Action::hook_prepare: return "hook-prepare";
     case Action::hook_release: return "hook-release";
+    case Action::confirm_fenced: return "confirm-fenced";
+    case Action::hosts: return "hosts";
   }
   return "?";
 }
 
 bool action_known(std::uint8_t v) {
-  return (v >= 1 && v <= 7) || v == 16 || v == 17;
+  return (v >= 1 && v <= 7) || (v >= 16 && v <= 19);
 }
 
 std::string_view power_state_name(PowerState s) {
@@ -173,10 +98,11 @@ std::string encode_response(const KeyId& key_id, std::string_view key, const Res
   // A response always fits in one frame: entries that would not fit are left out and the message says so
   // (a host with that many domains is listed in parts by name patterns). Never abort on data.
   std::string message(clip(r.message));
-  std::size_t fixed = 4 + 1 + 1 + 8 + kNonceLen + 1 + 2 + 2 + kMaxString + 4 + kMacLen;
+  std::size_t fixed = 4 + 1 + 1 + 8 + kNonceLen + 1 + 2 + 2 + kMaxString + 4 + kMacLen + 1 + 4;
+  for (const auto& h : r.hosts) fixed += 4 + 2 + clip(h.name).size() + 1 + 4 + 2 + clip(h.confirmed_by).size() + 1;
   std::size_t fit = 0;
   for (const auto& d : r.domains) {
-    const std::size_t entry = 16 + 2 + clip(d.name).size() + 1;
+    const std::size_t entry = 16 + 2 + clip(d.name).size() + 1 + 2 + clip(d.host).size() + 8 + 1;
     if (fixed + entry - 4 > kMaxFrame) break;
     fixed += entry;
     ++fit;
@@ -195,6 +121,19 @@ std::string encode_response(const KeyId& key_id, std::string_view key, const Res
     w.bytes(d.uuid.bytes);
     w.str(clip(d.name));
     w.u8(static_cast<std::uint8_t>(d.state));
+    w.str(clip(d.host));
+    w.i64(static_cast<std::int64_t>(d.epoch));
+    w.u8(d.flags);
+  }
+  w.u8(r.flags);
+  w.u32(static_cast<std::uint32_t>(r.hosts.size()));
+  for (const auto& h : r.hosts) {
+    w.u32(h.id);
+    w.str(clip(h.name));
+    w.u8(h.status);
+    w.u32(h.losses);
+    w.str(clip(h.confirmed_by));
+    w.u8(h.libvirt_up ? 1 : 0);
   }
   return finish(w, key);
 }
@@ -262,11 +201,26 @@ Result<Frame> decode_frame(std::string_view frame, std::string_view key) {
     for (std::uint32_t i = 0; i < count; ++i) {
       DomainEntry d;
       std::uint8_t st = 0;
-      if (!rd.bytes(d.uuid.bytes) || !rd.str(d.name) || !rd.u8(st))
+      std::int64_t epoch = 0;
+      if (!rd.bytes(d.uuid.bytes) || !rd.str(d.name) || !rd.u8(st) || !rd.str(d.host) || !rd.i64(epoch) ||
+          !rd.u8(d.flags))
         return make_error(errc::bad_frame, "truncated domain entry " + std::to_string(i));
       if (st > 4) return make_error(errc::bad_frame, "domain state " + std::to_string(st));
       d.state = static_cast<PowerState>(st);
+      d.epoch = static_cast<std::uint64_t>(epoch);
       r.domains.push_back(std::move(d));
+    }
+    std::uint32_t nhosts = 0;
+    if (!rd.u8(r.flags) || !rd.u32(nhosts)) return make_error(errc::bad_frame, "truncated response trailer");
+    if (nhosts > 65536) return make_error(errc::bad_frame, "host count too large");
+    for (std::uint32_t i = 0; i < nhosts; ++i) {
+      HostEntry h;
+      std::uint8_t up = 0;
+      if (!rd.u32(h.id) || !rd.str(h.name) || !rd.u8(h.status) || !rd.u32(h.losses) || !rd.str(h.confirmed_by) ||
+          !rd.u8(up) || up > 1)
+        return make_error(errc::bad_frame, "truncated host entry " + std::to_string(i));
+      h.libvirt_up = up == 1;
+      r.hosts.push_back(std::move(h));
     }
     if (!rd.done()) return make_error(errc::bad_frame, "trailing bytes after response body");
     f.response = std::move(r);

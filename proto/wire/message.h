@@ -10,7 +10,8 @@
 //   u8[32] mac          HMAC-SHA256(key, every byte before it, length prefix included)
 // Request body:  nonce[16], i64le timestamp_ms (Unix), u8 action, u8 flags, u32le budget_ms, str target
 // Response body: nonce[16] (the request's), u8 status, u16le errc, str message, u32le count,
-//                count × { uuid[16], str name, u8 state }
+//                count × { uuid[16], str name, u8 state, str host, u64le epoch, u8 flags }, u8 flags,
+//                u32le hosts, hosts × { u32le id, str name, u8 status, u32le losses, str confirmed_by, u8 libvirt_up }
 // str = u16le length + bytes (at most kMaxString).
 #include <array>
 #include <cstdint>
@@ -45,6 +46,8 @@ enum class Action : std::uint8_t {
   list_status = 7,
   hook_prepare = 16,  ///< vguard-hook: may this domain start here? (target = uuid)
   hook_release = 17,  ///< vguard-hook: the domain stopped here
+  confirm_fenced = 18,  ///< vguardctl host confirm-fenced HOST (control socket only; target = host name or id)
+  hosts = 19,           ///< vguardctl hosts: membership, quorum, lost and fenced hosts
 };
 /// "off", "reboot", ... ; nullopt for an unknown name.
 std::optional<Action> action_from_name(std::string_view name);
@@ -72,12 +75,35 @@ struct Request {
   std::string target;
 };
 
+/// DomainEntry::flags
+inline constexpr std::uint8_t kDomainOwnerLost = 0x01;   ///< its host is lost and not confirmed fenced
+inline constexpr std::uint8_t kDomainDuplicate = 0x02;   ///< reported active on more than one host
+inline constexpr std::uint8_t kDomainHostFenced = 0x04;  ///< its host was lost and confirmed fenced
+
 struct DomainEntry {
   Uuid uuid;
   std::string name;
   PowerState state = PowerState::unknown;
+  std::string host;         ///< the host that runs (or last ran) it; empty in standalone mode
+  std::uint64_t epoch = 0;  ///< ownership epoch (cluster mode)
+  std::uint8_t flags = 0;
   friend bool operator==(const DomainEntry&, const DomainEntry&) = default;
 };
+
+/// One cluster host, for `vguardctl hosts`.
+struct HostEntry {
+  std::uint32_t id = 0;     ///< corosync node id
+  std::string name;
+  std::uint8_t status = 0;  ///< 0 member, 1 lost (not confirmed fenced), 2 lost and confirmed fenced, 3 this host
+  std::uint32_t losses = 0;
+  std::string confirmed_by;
+  bool libvirt_up = false;
+  friend bool operator==(const HostEntry&, const HostEntry&) = default;
+};
+
+/// Response::flags
+inline constexpr std::uint8_t kResponseQuorate = 0x01;
+inline constexpr std::uint8_t kResponseCluster = 0x02;
 
 struct Response {
   Nonce nonce{};
@@ -85,6 +111,8 @@ struct Response {
   std::uint16_t error = 0;  ///< vguard::errc value, 0 when none
   std::string message;
   std::vector<DomainEntry> domains;
+  std::uint8_t flags = 0;
+  std::vector<HostEntry> hosts;
 };
 
 /// A decoded, MAC-verified frame.

@@ -137,3 +137,158 @@ CONF
   LV_SOCK=$d/sock/libvirt-sock
   wait_for 20 test -S "$LV_SOCK" || { cat "$d/out" >&2; return 1; }
 }
+
+# ---------------------------------------------------------------------------------------------------------------
+# Corosync cluster harness (test-harness.md §C): N hosts, each a network namespace with eth0 = 10.77.0.i/24,
+# joined by a bridge in a switch namespace that has no route out. Every interface is created inside the run's own
+# namespaces (nothing in the root namespace). corosync runs per host in a private mount namespace with a per-host
+# directory bind-mounted on /run (corosync 3.1 hard-codes /run/corosync.pid).
+# Sets: CL_N, CL_SW (switch namespace), CL_NS[i] (namespace of host i), CL_CSPID[i] (corosync PID of host i),
+# CL_TOKEN. Scratch: $VG_IT/cs/hI/{corosync.conf,corosync.log,stdout,corosync.pid,run/,state/}.
+CL_NS=()
+CL_CSPID=()
+CL_N=0
+CL_SW=""
+CL_TOKEN=1000
+
+# cluster_write_conf I N TOKEN: writes $VG_IT/cs/hI/corosync.conf (knet, no crypto, votequorum).
+cluster_write_conf() {
+  local i=$1 n=$2 token=$3 d=$VG_IT/cs/h$1 k
+  mkdir -p "$d/state" "$d/run"
+  {
+    cat <<EOC
+totem {
+    version: 2
+    cluster_name: vgtest
+    transport: knet
+    crypto_cipher: none
+    crypto_hash: none
+    token: $token
+    token_coefficient: 0
+    join: 50
+    consensus: $((token * 12 / 10))
+    interface {
+        linknumber: 0
+        knet_ping_interval: 200
+        knet_ping_timeout: 1000
+    }
+}
+system {
+    state_dir: $d/state
+}
+logging {
+    to_stderr: no
+    to_syslog: no
+    to_logfile: yes
+    logfile: $d/corosync.log
+    timestamp: hires
+    debug: off
+}
+quorum {
+    provider: corosync_votequorum
+}
+nodelist {
+EOC
+    for k in $(seq 1 "$n"); do
+      printf '    node {\n        name: h%s\n        nodeid: %s\n        ring0_addr: 10.77.0.%s\n    }\n' "$k" "$k" "$k"
+    done
+    echo "}"
+  } >"$d/corosync.conf"
+}
+
+# cluster_start_corosync I: starts corosync of host I (again, after a kill); records its PID in CL_CSPID[I] and
+# VG_PIDS, and registers removal of its /dev/shm/qb-<pid>-* files for teardown.
+cluster_start_corosync() {
+  local i=$1 d=$VG_IT/cs/h$1 ns=${CL_NS[$1]} p
+  mkdir -p "$d/run" "$d/state"
+  rm -f "$d/corosync.pid" "$d/run/corosync.pid"
+  # ip netns exec, unshare (no --fork) and sh all exec: the PID written by sh is corosync's.
+  ip netns exec "$ns" unshare --mount --propagation private sh -c \
+    "mount --bind '$d/run' /run && echo \$\$ > '$d/corosync.pid' && exec corosync -f -c '$d/corosync.conf'" \
+    >>"$d/stdout" 2>&1 &
+  local launcher=$!
+  if ! wait_for 5 test -s "$d/corosync.pid"; then
+    log "corosync of h$i did not start:"; cat "$d/stdout" >&2
+    VG_PIDS+=("$launcher")
+    return 1
+  fi
+  p=$(cat "$d/corosync.pid")
+  case $p in ''|*[!0-9]*) log "bad corosync pid file for h$i"; return 1 ;; esac
+  CL_CSPID[$i]=$p
+  VG_PIDS+=("$p")
+  # libqb IPC ring buffers (qb-<pid>-<client>-*) and corosync's blackbox (qb-corosync-<pid>-blackbox-*).
+  VG_CLEANUP+=("rm -rf /dev/shm/qb-$p-* /dev/shm/qb-corosync-$p-*")
+  [ "$launcher" = "$p" ] || VG_PIDS+=("$launcher")
+  disown "$launcher" 2>/dev/null || true  # no "Killed" job notice when a test kills it
+}
+
+# cluster_stop_corosync I: SIGTERM (then SIGKILL after 5 s) the corosync of host I, by PID.
+cluster_stop_corosync() {
+  local p=${CL_CSPID[$1]:-}
+  [ -n "$p" ] || return 0
+  stop_pid "$p"
+  rm -rf /dev/shm/qb-"$p"-* /dev/shm/qb-corosync-"$p"-*
+  CL_CSPID[$1]=""
+}
+
+# cluster_kill_corosync I: kill -9 the corosync of host I (by PID), wait until it is gone, remove its stale
+# /dev/shm/qb-<pid>-* ring buffers.
+cluster_kill_corosync() {
+  local p=${CL_CSPID[$1]:-}
+  [ -n "$p" ] || { log "h$1 has no corosync"; return 1; }
+  kill -9 "$p" 2>/dev/null || true
+  wait_for 5 bash -c "! kill -0 $p" || log "corosync $p of h$1 still alive after SIGKILL"
+  rm -rf /dev/shm/qb-"$p"-* /dev/shm/qb-corosync-"$p"-*
+  CL_CSPID[$1]=""
+}
+
+# cluster_link I down|up: takes host I's only interface down or up (a network partition of that host).
+cluster_link() {
+  ip -n "${CL_NS[$1]}" link set eth0 "$2"
+}
+
+# cluster_nodes_are I N: corosync-quorumtool in host I reports N nodes and quorate.
+cluster_nodes_are() {
+  local out
+  out=$(ip netns exec "${CL_NS[$1]}" corosync-quorumtool -s 2>/dev/null) || true
+  grep -Eq "^Nodes:[[:space:]]+$2\$" <<<"$out" && grep -Eq '^Quorate:[[:space:]]+Yes' <<<"$out"
+}
+
+# cluster_up N [TOKEN]: namespaces, bridge, configs, corosync on every host; waits (30 s) until host 1 sees all
+# N nodes quorate.
+cluster_up() {
+  local n=$1 i ns prefix="vgc$$"
+  CL_TOKEN=${2:-1000}
+  CL_N=$n
+  CL_SW="$prefix-sw"
+  VG_NETNS+=("$CL_SW")
+  ip netns add "$CL_SW"
+  ip -n "$CL_SW" link set lo up
+  ip -n "$CL_SW" link add br0 type bridge
+  ip -n "$CL_SW" link set br0 up
+  for i in $(seq 1 "$n"); do
+    ns="$prefix-h$i"
+    CL_NS[$i]=$ns
+    VG_NETNS+=("$ns")
+    ip netns add "$ns"
+    ip -n "$ns" link set lo up
+    # Both veth ends are created inside the switch namespace (private interface names), then one end moves.
+    ip -n "$CL_SW" link add "p$i" type veth peer name "e$i"
+    ip -n "$CL_SW" link set "e$i" netns "$ns"
+    ip -n "$ns" link set "e$i" name eth0
+    ip -n "$ns" addr add "10.77.0.$i/24" dev eth0
+    ip -n "$ns" link set eth0 up
+    ip -n "$CL_SW" link set "p$i" master br0
+    ip -n "$CL_SW" link set "p$i" up
+  done
+  for i in $(seq 1 "$n"); do
+    cluster_write_conf "$i" "$n" "$CL_TOKEN"
+    cluster_start_corosync "$i"
+  done
+  if ! wait_for 30 cluster_nodes_are 1 "$n"; then
+    log "cluster of $n did not form; h1 says:"
+    ip netns exec "${CL_NS[1]}" corosync-quorumtool -s >&2 || true
+    return 1
+  fi
+  log "cluster of $n up (token $CL_TOKEN ms): ${CL_NS[*]}"
+}

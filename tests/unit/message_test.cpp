@@ -32,7 +32,11 @@ Response golden_response() {
   r.error = 0;
   r.message = "vm-alpha is shut off";
   r.domains.push_back({*Uuid::parse("11111111-1111-1111-1111-111111111111"), "vm-alpha", PowerState::shutoff});
-  r.domains.push_back({*Uuid::parse("22222222-2222-2222-2222-222222222222"), "vm-beta", PowerState::running});
+  r.domains.push_back({*Uuid::parse("22222222-2222-2222-2222-222222222222"), "vm-beta", PowerState::running, "h2", 7,
+                       kDomainOwnerLost});
+  r.flags = kResponseQuorate | kResponseCluster;
+  r.hosts.push_back({2, "h2", 1, 3, "", false});
+  r.hosts.push_back({3, "h3", 2, 1, "root@h1", true});
   return r;
 }
 
@@ -98,6 +102,8 @@ TEST(Message, ResponseRoundTrip) {
   EXPECT_EQ(f->response->domains, golden_response().domains);
   EXPECT_EQ(f->response->message, golden_response().message);
   EXPECT_EQ(f->response->status, Status::off);
+  EXPECT_EQ(f->response->hosts, golden_response().hosts);
+  EXPECT_EQ(f->response->flags, golden_response().flags);
 }
 
 TEST(Message, WrongKeyIsBadMac) {
@@ -195,6 +201,7 @@ TEST(Message, ActionNames) {
   EXPECT_FALSE(action_from_name("destroy"));
   EXPECT_FALSE(action_known(0));
   EXPECT_FALSE(action_known(8));
+  EXPECT_FALSE(action_known(20));
 }
 
 TEST(Key, IdIsStableAndKeyDependent) {
@@ -250,7 +257,7 @@ TEST(Message, OversizeListIsTruncatedNotFatal) {
   auto f = decode_frame(frame, "");
   ASSERT_TRUE(f) << f.error().message();
   EXPECT_LT(f->response->domains.size(), 5000u);
-  EXPECT_GT(f->response->domains.size(), 1000u);
+  EXPECT_GT(f->response->domains.size(), 500u);
   EXPECT_EQ(f->response->domains[0].name.size(), kMaxString);
   EXPECT_NE(f->response->message.find("list truncated"), std::string::npos);
 }

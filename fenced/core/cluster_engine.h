@@ -1,0 +1,142 @@
+#pragma once
+// The cluster decision engine of vguardd (cluster mode): a replicated state machine over the agreed order of
+// the cluster bus, pure and I/O-free like Engine, which it uses to act on this host's own domains.
+//
+// Replicated state (identical on every member that completed the same SYNC, safety-design.md §3):
+//   per host   : losses (how often it left the membership), confirmed_loss (+ by whom), its last FACTS;
+//   per domain : owner host, ownership epoch (grows on every change of owner, in the agreed order), name.
+// Rules (each covered by tests/unit/cluster_engine_test.cpp):
+// - A host is the only authority on what runs on it (its FACTS). A domain reported active by exactly one host
+//   is owned by it; a change of owner raises the epoch. Reported active by two hosts: duplicate alarm, no
+//   change. Active on a host while its recorded owner is lost and unconfirmed: alarm, no change.
+// - A fence request accepted by any member is carried out by the host that runs the domain (FENCE), and is
+//   answered only from that host's answer (FENCE_DONE), whose "off" rests on its own libvirt; an answer whose
+//   epoch differs from the requester's at delivery is not evidence. Every wait has a deadline.
+// - A domain whose owner left the membership is "owner lost": off/reboot/status fail with the reason until
+//   the host is confirmed fenced for that loss (CONFIRM_FENCED) or rejoins and reports the domain itself.
+// - Without quorum, or outside any view, no action on another host's domain and no start are allowed.
+// - On every membership change all members exchange SYNC (state transfer to joiners included) and apply
+//   nothing else until the SYNC of every member is delivered; the merge is a function of the SYNC set alone.
+#include <map>
+#include <set>
+
+#include "bus.h"
+#include "engine.h"
+
+namespace vguard::fenced {
+
+struct ClusterIdentity {
+  NodeId self = 0;
+  std::string hostname;
+  std::uint64_t incarnation = 0;  ///< unique per vguardd start (e.g. boot time in ms)
+};
+
+// Cluster inputs.
+struct BusViewIn {
+  View view;
+};
+struct BusMsgIn {
+  NodeId from = 0;
+  proto::ClusterMsg msg;
+};
+struct BusLostIn {
+  std::string reason;
+};
+struct QuorumIn {
+  bool quorate = false;
+};
+using ClusterInput =
+    std::variant<RequestIn, HvConnected, HvDomain, HvLost, OpDone, Tick, BusViewIn, BusMsgIn, BusLostIn, QuorumIn>;
+struct ClusterEvent {
+  TimeMs now = 0;
+  ClusterInput input;
+};
+
+class ClusterEngine {
+ public:
+  ClusterEngine(ClusterIdentity id, Policy policy);
+
+  std::vector<Command> handle(const ClusterEvent& ev);
+
+  // Introspection (tests, status).
+  [[nodiscard]] bool synced() const { return synced_; }
+  [[nodiscard]] bool quorate() const { return quorate_; }
+  [[nodiscard]] const std::set<NodeId>& members() const { return members_; }
+  [[nodiscard]] const std::map<Uuid, proto::DomainRecord>& domains() const { return domains_; }
+  [[nodiscard]] const std::map<NodeId, proto::HostRecord>& hosts() const { return hosts_; }
+  [[nodiscard]] bool lost(NodeId h) const;
+  [[nodiscard]] bool confirmed(NodeId h) const;
+  /// A digest of the replicated state (equal on members that completed the same SYNC).
+  [[nodiscard]] std::string digest() const;
+
+ private:
+  using Out = std::vector<Command>;
+  struct Remote {  // a request of ours carried out by another host
+    RequestIn in;
+    NodeId host = 0;
+    Uuid uuid;
+    std::string name;
+    TimeMs deadline = 0;
+  };
+  struct Execution {  // a FENCE we carry out for another member
+    NodeId requester = 0;
+    std::uint64_t request = 0;
+    Uuid uuid;
+  };
+
+  void on_request(TimeMs now, const RequestIn& r, Out& out);
+  void on_view(const View& v, Out& out);
+  void on_message(NodeId from, const proto::ClusterMsg& m, Out& out);
+  void apply(NodeId from, const proto::ClusterMsg& m, Out& out);
+  void merge(Out& out);
+  void apply_facts(const proto::Facts& f, Out& out);
+  void adopt_owners(const proto::Facts& f, Out& out);
+  void send_facts(Out& out);
+  void forward_local(Out& out, std::vector<Command> cmds);
+  void reply(Out& out, const RequestIn& r, const proto::DomainEntry* d, proto::Status st, errc code,
+             std::string message, bool sync_outcome = false);
+  void list(const RequestIn& r, Out& out);
+  void host_list(const RequestIn& r, Out& out);
+  void confirm(const RequestIn& r, Out& out);
+  void fail_remotes(Out& out, const std::string& why, std::optional<NodeId> only_host);
+
+  [[nodiscard]] bool allowed(const std::optional<proto::KeyId>& key, std::string_view name_or_uuid) const;
+  [[nodiscard]] std::string key_name(const std::optional<proto::KeyId>& key) const;
+  [[nodiscard]] std::string host_name(NodeId h) const;
+  [[nodiscard]] bool active_in(const proto::Facts& f, const Uuid& u) const;
+  [[nodiscard]] std::vector<NodeId> hosts_reporting_active(const Uuid& u) const;
+  [[nodiscard]] proto::PowerState state_on(NodeId h, const Uuid& u) const;
+
+  ClusterIdentity id_;
+  Policy policy_;
+  Engine local_;  // acts on this host's libvirt
+
+  // Local libvirt view (becomes our FACTS).
+  bool hv_connected_ = false;
+  std::map<Uuid, DomainInfo> local_domains_;
+  std::uint64_t facts_seq_ = 0;
+
+  // Membership.
+  bool in_view_ = false;
+  bool quorate_ = false;
+  std::set<NodeId> members_;
+
+  // SYNC round.
+  bool synced_ = false;     // completed the SYNC of the current view
+  bool has_state_ = false;  // completed a SYNC since this vguardd started
+  std::set<NodeId> sync_waiting_;
+  std::vector<proto::MsgSync> sync_inbox_;
+  std::vector<std::pair<NodeId, proto::ClusterMsg>> buffered_;
+
+  // Replicated state.
+  std::map<NodeId, proto::HostRecord> hosts_;
+  std::map<Uuid, proto::DomainRecord> domains_;
+
+  // Requests.
+  std::map<std::uint64_t, Remote> remote_;       // by our request id
+  std::map<std::uint64_t, Execution> exec_;      // by synthetic local request id
+  std::map<std::uint64_t, RequestIn> confirms_;  // our CONFIRM_FENCED requests, by request id
+  std::uint64_t next_synthetic_ = 0;
+};
+
+}  // namespace vguard::fenced

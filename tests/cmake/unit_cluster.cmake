@@ -1,0 +1,3 @@
+add_executable(unit_cluster unit/cluster_engine_test.cpp)
+target_link_libraries(unit_cluster PRIVATE fenced_core vguard_fake_bus vguard_test_main vguard_warnings)
+gtest_discover_tests(unit_cluster PROPERTIES LABELS unit)
