@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "audit.h"
+#include "cluster_fmt.h"
 #include "fs_util.h"
 #include "keygen.h"
 #include "log_cmd.h"
@@ -86,27 +87,114 @@ int cmd_keygen(const std::vector<std::string>& args, std::ostream& out, std::ost
   return kExitOk;
 }
 
+// --socket and --timeout, shared by the commands that ask vguardd.
+struct DaemonOptions {
+  std::string socket;
+  long long timeout_s = 0;
+  void add(po::options_description& desc) {
+    desc.add_options()("socket", po::value(&socket)->default_value(std::string(kDefaultSocket)),
+                       "vguardd's control socket")("timeout", po::value(&timeout_s)->default_value(10),
+                                                   "seconds to wait for vguardd (1..3600)");
+  }
+  void check(const std::string& command) const {
+    if (timeout_s < 1 || timeout_s > 3600)
+      throw UsageError{"--timeout must be within 1..3600 seconds", command};
+  }
+  [[nodiscard]] std::chrono::milliseconds timeout() const { return std::chrono::seconds(timeout_s); }
+};
+
 int cmd_status(const std::string& name, const std::vector<std::string>& args, std::ostream& out,
                std::ostream& err, const Deps& deps) {
   po::options_description desc(name + " options");
-  std::string socket;
-  long long timeout_s = 0;
-  desc.add_options()("help,h", "show this help")(
-      "socket", po::value(&socket)->default_value(std::string(kDefaultSocket)), "vguardd's control socket")(
-      "timeout", po::value(&timeout_s)->default_value(10), "seconds to wait for vguardd (1..3600)")(
-      "json", "print a JSON array instead of a table");
+  DaemonOptions d;
+  desc.add_options()("help,h", "show this help");
+  d.add(desc);
+  desc.add_options()("json", "print JSON instead of a table (cluster mode: an object, see vguardctl(8))");
   const auto vm = parse(name, args, desc);
   if (vm.count("help")) {
     out << command_help(name + " [--socket PATH] [--timeout SEC] [--json]", desc);
     return kExitOk;
   }
-  if (timeout_s < 1 || timeout_s > 3600) throw UsageError{"--timeout must be within 1..3600 seconds", name};
-  auto resp = deps.list_status(socket, std::chrono::seconds(timeout_s));
-  if (!resp) return fail(err, fmt::format("cannot reach vguardd at {}: {}", socket, resp.error().message()));
+  d.check(name);
+  auto resp = deps.call(d.socket, d.timeout(), proto::Action::list_status, "");
+  if (!resp)
+    return fail(err, fmt::format("cannot reach vguardd at {}: {}", d.socket, resp.error().message()));
   auto domains = domains_from_response(*resp);
   if (!domains)
-    return fail(err, fmt::format("vguardd at {} refused list_status: {}", socket, domains.error().message()));
-  out << (vm.count("json") ? format_status_json(*domains) : format_status_table(*domains));
+    return fail(err,
+                fmt::format("vguardd at {} refused list_status: {}", d.socket, domains.error().message()));
+  const bool json = vm.count("json") > 0;
+  if (resp->flags & proto::kResponseCluster)
+    out << (json ? format_cluster_status_json(*resp) : format_cluster_status_table(*resp));
+  else
+    out << (json ? format_status_json(*domains) : format_status_table(*domains));
+  return kExitOk;
+}
+
+int cmd_hosts(const std::vector<std::string>& args, std::ostream& out, std::ostream& err, const Deps& deps) {
+  po::options_description desc("hosts options");
+  DaemonOptions d;
+  desc.add_options()("help,h", "show this help");
+  d.add(desc);
+  desc.add_options()("json", "print a JSON object instead of a table");
+  const auto vm = parse("hosts", args, desc);
+  if (vm.count("help")) {
+    out << command_help("hosts [--socket PATH] [--timeout SEC] [--json]", desc);
+    return kExitOk;
+  }
+  d.check("hosts");
+  auto resp = deps.call(d.socket, d.timeout(), proto::Action::hosts, "");
+  if (!resp)
+    return fail(err, fmt::format("cannot reach vguardd at {}: {}", d.socket, resp.error().message()));
+  if (resp->status != proto::Status::success)
+    return fail(err, resp->message.empty() ? std::string("vguardd refused the request") : resp->message);
+  out << (vm.count("json") ? format_hosts_json(*resp) : format_hosts_table(*resp));
+  return kExitOk;
+}
+
+int cmd_confirm_fenced(const std::vector<std::string>& args, std::ostream& out, std::ostream& err,
+                       const Deps& deps) {
+  const std::string command = "host confirm-fenced";
+  po::options_description desc("host confirm-fenced options");
+  DaemonOptions d;
+  std::vector<std::string> hosts;
+  desc.add_options()("help,h", "show this help");
+  d.add(desc);
+  desc.add_options()("yes", "really confirm it (without it, only print what would be done)");
+  po::options_description hidden;
+  hidden.add_options()("host", po::value(&hosts));
+  po::options_description all;
+  all.add(desc).add(hidden);
+  po::positional_options_description pos;
+  pos.add("host", -1);
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(all).positional(pos).run(), vm);
+  po::notify(vm);
+  if (vm.count("help")) {
+    out << command_help(command + " HOST [--socket PATH] [--timeout SEC] [--yes]", desc);
+    return kExitOk;
+  }
+  if (hosts.empty()) throw UsageError{"missing HOST (a host name or corosync node id)", command};
+  if (hosts.size() > 1) throw UsageError{"unexpected argument '" + hosts[1] + "'", command};
+  const std::string& host = hosts[0];
+  if (host.empty()) throw UsageError{"HOST must not be empty", command};
+  d.check(command);
+  if (!vm.count("yes")) {
+    out << fmt::format(
+        "would confirm that {0} was powered off (fenced) after it left the cluster.\n"
+        "Every member then counts the domains {0} ran as off: status reports them off, off and reboot\n"
+        "succeed without acting, and they may be started on other hosts. If {0} is in fact still\n"
+        "running, those domains run twice.\n"
+        "Check that {0} is powered off (power switch, BMC) first, then re-run with --yes.\n",
+        host);
+    return fail(err, "not confirmed: add --yes");
+  }
+  auto resp = deps.call(d.socket, d.timeout(), proto::Action::confirm_fenced, host);
+  if (!resp)
+    return fail(err, fmt::format("cannot reach vguardd at {}: {}", d.socket, resp.error().message()));
+  if (resp->status != proto::Status::success)
+    return fail(err, resp->message.empty() ? std::string("vguardd refused the request") : resp->message);
+  out << resp->message << '\n';
   return kExitOk;
 }
 
@@ -195,6 +283,17 @@ int dispatch(const std::vector<std::string>& args, std::ostream& out, std::ostre
     }
     throw UsageError{"unknown log subcommand '" + rest[0] + "' (expected show or verify)", ""};
   }
+  if (a0 == "hosts") return cmd_hosts(rest, out, err, deps);
+  if (a0 == "host") {
+    if (rest.empty()) throw UsageError{"'host' needs a subcommand: confirm-fenced", ""};
+    const std::vector<std::string> rest2(rest.begin() + 1, rest.end());
+    if (rest[0] == "confirm-fenced") return cmd_confirm_fenced(rest2, out, err, deps);
+    if (rest[0] == "--help" || rest[0] == "-h") {
+      out << usage();
+      return kExitOk;
+    }
+    throw UsageError{"unknown host subcommand '" + rest[0] + "' (expected confirm-fenced)", ""};
+  }
   throw UsageError{"unknown command '" + a0 + "'", ""};
 }
 
@@ -211,16 +310,20 @@ std::string usage() {
       "  log show [--file F] [--domain D] [--since T] [--json]\n"
       "                                              print forensic log records\n"
       "  log verify [--file F]                       check the forensic log's hash chain\n"
+      "  hosts [--socket PATH] [--json]              cluster mode: hosts, their state, quorum\n"
+      "  host confirm-fenced HOST [--yes]            cluster mode: declare a lost host powered off\n"
       "  help [COMMAND]                              show help\n"
       "\n"
       "Options: --help, --version. '{0} COMMAND --help' lists a command's options.\n"
-      "Exit status: 0 ok, 1 failure (log verify: tampered), 2 usage error, 3 log verify: torn last line.\n",
+      "Exit status: 0 ok, 1 failure (log verify: tampered; host confirm-fenced: no --yes), 2 usage error,\n"
+      "3 log verify: torn last line.\n",
       kProg);
 }
 
 int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err, const Deps& deps) {
   std::string command;
-  if (!args.empty()) command = args[0] == "log" && args.size() > 1 ? "log " + args[1] : args[0];
+  if (!args.empty())
+    command = (args[0] == "log" || args[0] == "host") && args.size() > 1 ? args[0] + " " + args[1] : args[0];
   if (command.empty() || command[0] == '-' || command == "help") command.clear();
   try {
     return dispatch(args, out, err, deps);

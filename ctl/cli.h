@@ -14,9 +14,11 @@ namespace vguard::ctl {
 
 /// What vguardctl needs from outside. main() binds these to proto::call and the system clock.
 struct Deps {
-  /// One list_status request to vguardd's Unix control socket (local root socket: no key).
-  std::function<Result<proto::Response>(const std::string& socket_path, std::chrono::milliseconds timeout)>
-      list_status;
+  /// One request (list_status, hosts, confirm_fenced) to vguardd's Unix control socket (local root socket:
+  /// no key).
+  std::function<Result<proto::Response>(const std::string& socket_path, std::chrono::milliseconds timeout,
+                                        proto::Action action, const std::string& target)>
+      call;
   /// Unix time in milliseconds (for --since 10m).
   std::function<std::int64_t()> now_unix_ms;
 };

@@ -10,13 +10,14 @@
 int main(int argc, char** argv) {
   using namespace vguard;
   ctl::Deps deps;
-  deps.list_status = [](const std::string& socket_path, std::chrono::milliseconds timeout) {
+  deps.call = [](const std::string& socket_path, std::chrono::milliseconds timeout, proto::Action action,
+                 const std::string& target) {
     proto::CallOptions opts;
     opts.endpoint.kind = proto::Endpoint::Kind::unix_socket;
     opts.endpoint.path = socket_path;
     opts.key = std::nullopt;  // the local root socket
     opts.timeout = timeout;
-    return proto::call(opts, proto::Action::list_status, "");
+    return proto::call(opts, action, target);
   };
   deps.now_unix_ms = [] {
     return std::chrono::duration_cast<std::chrono::milliseconds>(

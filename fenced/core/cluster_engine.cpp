@@ -582,10 +582,48 @@ void ClusterEngine::confirm(const RequestIn& r, Out& out) {
   out.push_back(SendMsg{std::move(m)});
 }
 
+// The hook asks before a domain starts here. Without the claim protocol (start claims come with the start
+// guard), this refuses what the replicated map already shows: the domain active on another member, or owned
+// by a lost host that is not confirmed fenced.
+void ClusterEngine::prepare(const RequestIn& r, Out& out) {
+  out.push_back(Audit{"request",
+                      {{"request", r.id}, {"requester", r.requester}, {"action", "hook-prepare"},
+                       {"target", r.request.target}},
+                      false});
+  const auto u = Uuid::parse(r.request.target);
+  if (!u) return reply(out, r, nullptr, Status::failure, errc::no_such_domain, "not a UUID: " + r.request.target);
+  const auto it = domains_.find(*u);
+  const std::string name = it == domains_.end() ? u->str() : it->second.name;
+  for (NodeId h : hosts_reporting_active(*u)) {
+    if (h == id_.self) continue;
+    return reply(out, r, nullptr, Status::failure, errc::operation_failed,
+                 name + " is running on " + host_name(h) + " (epoch " +
+                     std::to_string(it == domains_.end() ? 0 : it->second.epoch) + ")");
+  }
+  for (const auto& [h, hr] : hosts_) {
+    if (!lost(h)) continue;
+    const bool maybe = (it != domains_.end() && it->second.owner == h) || (hr.facts && active_in(*hr.facts, *u));
+    if (maybe)
+      return reply(out, r, nullptr, Status::failure, errc::operation_failed,
+                   name + "'s last host " + host_name(h) + " is lost and not confirmed fenced");
+  }
+  reply(out, r, nullptr, Status::success, errc::ok, "no other host runs or owns " + name);
+}
+
 void ClusterEngine::on_request(TimeMs now, const RequestIn& r, Out& out) {
   const auto& q = r.request;
   const Action a = q.action;
   if (a == Action::hosts) return host_list(r, out);
+  if (a == Action::hook_prepare && !r.key && (!in_view_ || !synced_ || !quorate_)) {
+    // Starts need a quorate, synchronized partition: elsewhere the domain may be running unseen.
+    out.push_back(Audit{"request",
+                        {{"request", r.id}, {"requester", r.requester}, {"action", "hook-prepare"},
+                         {"target", q.target}},
+                        false});
+    return reply(out, r, nullptr, Status::failure, errc::operation_failed,
+                 !in_view_ ? "this host is in no cluster view" : !synced_ ? "cluster state transfer in progress"
+                                                                        : "this partition has no quorum");
+  }
   if (!in_view_ || !synced_) {
     // Outside a view, or before the state transfer completed, the replica is not to be trusted: only this
     // host's own domains can be acted on, and only when they are verifiably here.
@@ -602,6 +640,11 @@ void ClusterEngine::on_request(TimeMs now, const RequestIn& r, Out& out) {
                         false});
     return reply(out, r, nullptr, Status::failure, errc::operation_failed,
                  in_view_ ? "cluster state transfer in progress; try again" : "this host is in no cluster view");
+  }
+  if (a == Action::hook_prepare || a == Action::hook_release) {
+    if (r.key) return reply(out, r, nullptr, Status::denied, errc::permission_denied, "control socket only");
+    if (a == Action::hook_release) return reply(out, r, nullptr, Status::success, errc::ok, "noted");
+    return prepare(r, out);
   }
   if (a == Action::confirm_fenced) {
     if (r.key) return reply(out, r, nullptr, Status::denied, errc::permission_denied, "control socket only");

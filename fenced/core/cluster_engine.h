@@ -98,6 +98,7 @@ class ClusterEngine {
   void list(const RequestIn& r, Out& out);
   void host_list(const RequestIn& r, Out& out);
   void confirm(const RequestIn& r, Out& out);
+  void prepare(const RequestIn& r, Out& out);
   void fail_remotes(Out& out, const std::string& why, std::optional<NodeId> only_host);
 
   [[nodiscard]] bool allowed(const std::optional<proto::KeyId>& key, std::string_view name_or_uuid) const;

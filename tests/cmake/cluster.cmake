@@ -8,3 +8,8 @@ add_test(NAME integration.cpg_bus COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integ
 set_tests_properties(integration.cpg_bus PROPERTIES LABELS integration
                      ENVIRONMENT "VG_BIN=${CMAKE_BINARY_DIR}/bin;VG_SRC=${CMAKE_SOURCE_DIR}"
                      SKIP_RETURN_CODE 77 RUN_SERIAL TRUE TIMEOUT 300)
+
+add_test(NAME integration.cluster_fence COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_fence.sh)
+set_tests_properties(integration.cluster_fence PROPERTIES LABELS integration
+                     ENVIRONMENT "VG_BIN=${CMAKE_BINARY_DIR}/bin;VG_SRC=${CMAKE_SOURCE_DIR}"
+                     SKIP_RETURN_CODE 77 RUN_SERIAL TRUE TIMEOUT 400)

@@ -10,7 +10,8 @@ VG_IT=$(mktemp -d "${TMPDIR:-/tmp}/vguard-it.XXXXXX")
 export VG_IT
 VG_PIDS=()         # PIDs to stop, in reverse order
 VG_NETNS=()        # namespaces to delete
-VG_CLEANUP=()      # extra commands run at teardown
+VG_CLEANUP=()      # extra commands run at teardown, after the processes are stopped
+VG_PRESTOP=()      # commands run at teardown before any process is stopped (e.g. destroy guests)
 VG_FAILS=0
 VG_PASSES=0
 
@@ -28,6 +29,7 @@ stop_pid() {  # SIGTERM, wait up to 5 s, then SIGKILL that same PID
 teardown() {
   local rc=$?
   set +e
+  for c in "${VG_PRESTOP[@]}"; do eval "$c"; done
   for ((i=${#VG_PIDS[@]}-1; i>=0; i--)); do stop_pid "${VG_PIDS[$i]}"; done
   for c in "${VG_CLEANUP[@]}"; do eval "$c"; done
   for ns in "${VG_NETNS[@]}"; do ip netns del "$ns" 2>/dev/null; done
@@ -291,4 +293,103 @@ cluster_up() {
     return 1
   fi
   log "cluster of $n up (token $CL_TOKEN ms): ${CL_NS[*]}"
+}
+
+# node_xml FILE NAME:UUID:STATE...: a libvirt test-driver node file with the given domains
+# (STATE running or shutoff).
+node_xml() {
+  local f=$1; shift
+  {
+    echo "<node><cpu><mhz>2000</mhz><model>x86_64</model><active>4</active><nodes>1</nodes><sockets>1</sockets><cores>4</cores><threads>1</threads></cpu><memory>8388608</memory>"
+    local spec name uuid state
+    for spec in "$@"; do
+      IFS=: read -r name uuid state <<<"$spec"
+      echo "<domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'><name>$name</name><uuid>$uuid</uuid><memory unit='MiB'>64</memory><vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os>"
+      [ "$state" = shutoff ] && echo "<test:runstate>5</test:runstate>"
+      echo "</domain>"
+    done
+    echo "</node>"
+  } >"$f"
+}
+
+# vguardd_cluster_up: one vguardd per cluster host (cluster mode, test-driver domains from $VG_IT/hI.xml),
+# sharing $VG_IT/cluster.key; guests' key $VG_IT/guest.key allows vm-*. Control socket: $VG_IT/hI/sock.
+vguardd_cluster_up() {
+  local i
+  [ -f "$VG_IT/cluster.key" ] || "$VG_BIN/vguardctl" keygen --out "$VG_IT/cluster.key" >/dev/null
+  [ -f "$VG_IT/guest.key" ] || "$VG_BIN/vguardctl" keygen --out "$VG_IT/guest.key" >/dev/null
+  for i in $(seq 1 "$CL_N"); do
+    mkdir -p "$VG_IT/h$i"
+    cat >"$VG_IT/h$i/vguard.conf" <<CONF
+[daemon]
+libvirt_uri = test://$VG_IT/h$i.xml
+listen = 127.0.0.1:1231
+control_socket = $VG_IT/h$i/sock
+log_file = $VG_IT/h$i/forensic.log
+log_level = debug
+request_timeout = 10
+[cluster]
+enabled = yes
+key_file = $VG_IT/cluster.key
+hostname = h$i
+[key.guests]
+file = $VG_IT/guest.key
+allow = vm-*
+CONF
+    start_bg "vguardd-h$i" ip netns exec "${CL_NS[$i]}" "$VG_BIN/vguardd" --config "$VG_IT/h$i/vguard.conf"
+  done
+}
+
+# wait_for_rc SECONDS RC CMD...: polls CMD until it exits with RC; then exits RC (else the last exit code).
+wait_for_rc() {
+  local secs=$1 want=$2 rc=0; shift 2
+  for _ in $(seq 1 $((secs * 10))); do
+    rc=0; "$@" >/dev/null 2>&1 || rc=$?
+    [ "$rc" = "$want" ] && return "$rc"
+    sleep 0.1
+  done
+  return "$rc"
+}
+
+# start_libvirtd_qemu NAME [NETNS]: a real libvirtd with the QEMU driver (TCG guests), in a private mount
+# namespace (tmpfs /run and /var, own /etc/libvirt), optionally inside network namespace NETNS, under tini as
+# subreaper (fast destroy). Unix socket only: $VG_IT/NAME/sock/libvirt-sock. Sets LV_SOCK, LV_PID, LV_URI.
+start_libvirtd_qemu() {
+  local d=$VG_IT/$1 ns=${2:-}
+  mkdir -p "$d/sock" "$d/etc"
+  cat >"$d/etc/libvirtd.conf" <<CONF
+unix_sock_dir = "$d/sock"
+unix_sock_group = "root"
+unix_sock_rw_perms = "0770"
+auth_unix_rw = "none"
+auth_unix_ro = "none"
+CONF
+  # No cgroups, no SELinux/AppArmor labels, guests as root, qemu's output to files (no virtlogd).
+  printf 'cgroup_controllers = [ ]\nsecurity_driver = "none"\nuser = "root"\ngroup = "root"\nstdio_handler = "file"\n' \
+    >"$d/etc/qemu.conf"
+  local pre=()
+  [ -n "$ns" ] && pre=(ip netns exec "$ns")
+  "${pre[@]}" unshare --mount --propagation private sh -c "mount -t tmpfs tmpfs /run && mount -t tmpfs tmpfs /var && \
+    mount --bind $d/etc /etc/libvirt && exec tini -s -- libvirtd -f $d/etc/libvirtd.conf" >>"$d/out" 2>&1 &
+  LV_PID=$!
+  VG_PIDS+=("$LV_PID")
+  LV_SOCK=$d/sock/libvirt-sock
+  LV_URI="qemu+unix:///system?socket=$LV_SOCK"
+  wait_for 20 test -S "$LV_SOCK" || { cat "$d/out" >&2; return 1; }
+  # Destroy the guests before libvirtd goes (teardown runs VG_CLEANUP before deleting namespaces).
+  VG_PRESTOP+=("for g in \$(virsh -q -c '$LV_URI' list --name 2>/dev/null); do virsh -q -c '$LV_URI' destroy \$g >/dev/null 2>&1; done")
+}
+
+# tiny_guest_xml FILE NAME UUID: a 32 MiB TCG guest with no disk and no network (it idles in the firmware).
+tiny_guest_xml() {
+  cat >"$1" <<XML
+<domain type='qemu'>
+  <name>$2</name>
+  <uuid>$3</uuid>
+  <memory unit='MiB'>32</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <devices><emulator>/usr/bin/qemu-system-x86_64</emulator><video><model type='none'/></video><memballoon model='none'/></devices>
+</domain>
+XML
 }

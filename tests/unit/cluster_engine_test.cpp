@@ -375,3 +375,20 @@ TEST(ClusterMsg, RoundTripAndRefusals) {
 
 }  // namespace
 }  // namespace vguard::fenced
+
+namespace vguard::fenced {
+namespace {
+TEST(ClusterHook, PrepareRefusedWhereTheMapForbidsIt) {
+  Cluster c(7);
+  standard(c);
+  EXPECT_EQ(c[1].call(Action::hook_prepare, kD2.str()).status, Status::failure) << "running on h2";
+  EXPECT_EQ(c[1].call(Action::hook_prepare, kD3.str()).status, Status::success) << "shut off everywhere";
+  c.hub.partition({{1}, {2, 3}});
+  c.settle();
+  auto r = c[1].call(Action::hook_prepare, kD3.str());
+  EXPECT_EQ(r.status, Status::failure);
+  EXPECT_NE(r.message.find("quorum"), std::string::npos) << r.message;
+  EXPECT_EQ(c[2].call(Action::hook_prepare, kD1.str()).status, Status::failure) << "owner h1 lost, unconfirmed";
+}
+}  // namespace
+}  // namespace vguard::fenced

@@ -13,12 +13,14 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "audit.h"
 #include "cli.h"
+#include "cluster_fmt.h"
 #include "key.h"
 #include "keygen.h"
 #include "log_cmd.h"
@@ -180,6 +182,108 @@ TEST(CtlStatus, RefusedResponseIsAnError) {
   r.domains = two_domains();
   ASSERT_TRUE(domains_from_response(r).has_value());
   EXPECT_EQ(domains_from_response(r)->size(), 2u);
+}
+
+// ---- cluster mode: status and hosts formatting
+// ----------------------------------------------------------------
+
+proto::Response cluster_list(bool quorate) {
+  proto::Response r;
+  r.status = proto::Status::success;
+  r.flags = proto::kResponseCluster | (quorate ? proto::kResponseQuorate : 0);
+  r.domains = two_domains();
+  r.domains[0].host = "hv1";
+  r.domains[0].epoch = 3;
+  r.domains[1].host = "hv2-long-name";
+  r.domains[1].epoch = 12;
+  r.domains[1].flags = proto::kDomainOwnerLost | proto::kDomainDuplicate;
+  r.domains[1].state = proto::PowerState::unknown;
+  return r;
+}
+
+proto::Response three_hosts(bool quorate) {
+  proto::Response r;
+  r.status = proto::Status::success;
+  r.flags = proto::kResponseCluster | (quorate ? proto::kResponseQuorate : 0);
+  r.hosts.resize(4);
+  r.hosts[0] = {1, "hv1", 3, 0, "", true};
+  r.hosts[1] = {2, "hv2", 0, 1, "", true};
+  r.hosts[2] = {3, "hv3", 1, 2, "", false};
+  r.hosts[3] = {12, "hv4", 2, 1, "vguardctl unix:pid=77,uid=0", false};
+  return r;
+}
+
+TEST(CtlCluster, FlagAndStatusNames) {
+  EXPECT_TRUE(domain_flag_names(0).empty());
+  EXPECT_EQ(domain_flag_names(proto::kDomainHostFenced), std::vector<std::string>{"HOST-FENCED"});
+  EXPECT_EQ(domain_flag_names(0xff), (std::vector<std::string>{"OWNER-LOST", "DUPLICATE", "HOST-FENCED"}));
+  EXPECT_EQ(host_status_name(0), "member");
+  EXPECT_EQ(host_status_name(1), "lost");
+  EXPECT_EQ(host_status_name(2), "fenced");
+  EXPECT_EQ(host_status_name(3), "self");
+  EXPECT_EQ(host_status_name(9), "unknown");
+}
+
+TEST(CtlCluster, StatusTableHasHostEpochAndFlags) {
+  EXPECT_EQ(format_cluster_status_table(cluster_list(true)),
+            "cluster: 2 domains, quorate\n"
+            "NAME              UUID                                  STATE    HOST           EPOCH  FLAGS\n"
+            "web1              5e1f0c2a-7d4b-4c8e-9a61-0b3d2f4e6a71  running  hv1            3      -\n"
+            "database-primary  a0b1c2d3-e4f5-4a6b-8c7d-9e0f1a2b3c4d  unknown  hv2-long-name  12     "
+            "OWNER-LOST,DUPLICATE\n");
+  auto r = cluster_list(false);
+  r.domains.resize(1);
+  r.domains[0].host.clear();
+  r.domains[0].state = proto::PowerState::shutoff;
+  r.domains[0].flags = proto::kDomainHostFenced;
+  r.domains[0].name = "x\x1b";
+  EXPECT_EQ(format_cluster_status_table(r),
+            "cluster: 1 domain, NOT quorate\n"
+            "NAME  UUID                                  STATE     HOST  EPOCH  FLAGS\n"
+            "x?    5e1f0c2a-7d4b-4c8e-9a61-0b3d2f4e6a71  shut off  -     3      HOST-FENCED\n");
+  r.domains.clear();
+  EXPECT_EQ(format_cluster_status_table(r),
+            "cluster: 0 domains, NOT quorate\nNAME  UUID  STATE  HOST  EPOCH  FLAGS\n");
+}
+
+TEST(CtlCluster, StatusJsonIsAnObject) {
+  EXPECT_EQ(format_cluster_status_json(cluster_list(true)),
+            "{\"quorate\":true,\"domains\":["
+            "{\"name\":\"web1\",\"uuid\":\"5e1f0c2a-7d4b-4c8e-9a61-0b3d2f4e6a71\",\"state\":\"running\","
+            "\"host\":\"hv1\",\"epoch\":3,\"flags\":[]},"
+            "{\"name\":\"database-primary\",\"uuid\":\"a0b1c2d3-e4f5-4a6b-8c7d-9e0f1a2b3c4d\",\"state\":"
+            "\"unknown\","
+            "\"host\":\"hv2-long-name\",\"epoch\":12,\"flags\":[\"OWNER-LOST\",\"DUPLICATE\"]}]}\n");
+  auto r = cluster_list(false);
+  r.domains.clear();
+  EXPECT_EQ(format_cluster_status_json(r), "{\"quorate\":false,\"domains\":[]}\n");
+}
+
+TEST(CtlCluster, HostsTable) {
+  EXPECT_EQ(format_hosts_table(three_hosts(true)),
+            "quorate: yes\n"
+            "ID  NAME  STATUS  LOSSES  LIBVIRT  CONFIRMED-BY\n"
+            "1   hv1   self    0       up       -\n"
+            "2   hv2   member  1       up       -\n"
+            "3   hv3   lost    2       down     -\n"
+            "12  hv4   fenced  1       down     vguardctl unix:pid=77,uid=0\n");
+  proto::Response r;
+  r.flags = proto::kResponseCluster;
+  EXPECT_EQ(format_hosts_table(r), "quorate: no\nID  NAME  STATUS  LOSSES  LIBVIRT  CONFIRMED-BY\n");
+}
+
+TEST(CtlCluster, HostsJson) {
+  const std::string j = format_hosts_json(three_hosts(false));
+  EXPECT_THAT(j, StartsWith("{\"quorate\":false,\"hosts\":[{\"id\":1,\"name\":\"hv1\",\"status\":\"self\","
+                            "\"losses\":0,\"libvirt_up\":true,\"confirmed_by\":\"\"},"));
+  const auto v = boost::json::parse(j);
+  ASSERT_EQ(v.at("hosts").as_array().size(), 4u);
+  const auto& h4 = v.at("hosts").as_array()[3];
+  EXPECT_EQ(h4.at("id").as_int64(), 12);
+  EXPECT_EQ(h4.at("status").as_string(), "fenced");
+  EXPECT_EQ(h4.at("losses").as_int64(), 1);
+  EXPECT_EQ(h4.at("libvirt_up").as_bool(), false);
+  EXPECT_EQ(h4.at("confirmed_by").as_string(), "vguardctl unix:pid=77,uid=0");
 }
 
 // ---- log show
@@ -351,15 +455,21 @@ struct FakeDaemon {
   Result<proto::Response> answer = make_error(errc::not_running, "connect /x.sock: Connection refused");
   std::string socket_seen;
   std::chrono::milliseconds timeout_seen{0};
+  std::optional<proto::Action> action_seen;
+  std::string target_seen;
+  int calls = 0;
 };
 
 Run run_ctl(const std::vector<std::string>& args, FakeDaemon* daemon = nullptr) {
   Deps deps;
-  deps.list_status = [daemon](const std::string& socket,
-                              std::chrono::milliseconds timeout) -> Result<proto::Response> {
+  deps.call = [daemon](const std::string& socket, std::chrono::milliseconds timeout, proto::Action action,
+                       const std::string& target) -> Result<proto::Response> {
     if (!daemon) return make_error(errc::not_running, "no daemon in this test");
     daemon->socket_seen = socket;
     daemon->timeout_seen = timeout;
+    daemon->action_seen = action;
+    daemon->target_seen = target;
+    ++daemon->calls;
     return daemon->answer;
   };
   deps.now_unix_ms = [] { return kNow; };
@@ -406,6 +516,19 @@ TEST(CtlCli, UsageErrorsExitTwoWithOneLine) {
       {{"keygen", "--bytes", "8"}, "--bytes 8 is out of range 16..4096"},
       {{"keygen", "--bytes", "lots"}, "Try 'vguardctl keygen --help'.\n"},
       {{"status", "--timeout", "0"}, "--timeout must be within"},
+      {{"hosts", "extra"}, "vguardctl: unexpected argument 'extra'. Try 'vguardctl hosts --help'.\n"},
+      {{"hosts", "--timeout", "9999"}, "--timeout must be within"},
+      {{"host"}, "vguardctl: 'host' needs a subcommand: confirm-fenced. Try 'vguardctl --help'.\n"},
+      {{"host", "foo"},
+       "vguardctl: unknown host subcommand 'foo' (expected confirm-fenced). Try 'vguardctl --help'.\n"},
+      {{"host", "confirm-fenced"},
+       "vguardctl: missing HOST (a host name or corosync node id). Try 'vguardctl host confirm-fenced "
+       "--help'.\n"},
+      {{"host", "confirm-fenced", "--yes"}, "missing HOST"},
+      {{"host", "confirm-fenced", "hv2", "hv3", "--yes"}, "unexpected argument 'hv3'"},
+      {{"host", "confirm-fenced", "", "--yes"}, "HOST must not be empty"},
+      {{"host", "confirm-fenced", "hv2", "--bogus"}, "Try 'vguardctl host confirm-fenced --help'.\n"},
+      {{"host", "confirm-fenced", "hv2", "--timeout", "0", "--yes"}, "--timeout must be within"},
   };
   for (const auto& c : cases) {
     const auto r = run_ctl(c.args);
@@ -513,6 +636,104 @@ TEST(CtlCli, KeygenWritesAndRefuses) {
   r = run_ctl({"keygen", "--out", key, "--force"});
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(slurp(key).size(), 4096u);
+}
+
+TEST(CtlCli, StatusInClusterMode) {
+  FakeDaemon d;
+  d.answer = cluster_list(false);
+  auto r = run_ctl({"status"}, &d);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(d.action_seen, proto::Action::list_status);
+  EXPECT_EQ(r.out, format_cluster_status_table(cluster_list(false)));
+  EXPECT_THAT(r.out, StartsWith("cluster: 2 domains, NOT quorate\n"));
+  r = run_ctl({"list", "--json"}, &d);
+  EXPECT_EQ(r.code, 0);
+  const auto j = boost::json::parse(r.out);
+  ASSERT_TRUE(j.is_object());
+  EXPECT_EQ(j.at("quorate").as_bool(), false);
+  EXPECT_EQ(j.at("domains").as_array().size(), 2u);
+}
+
+TEST(CtlCli, HostsAsksTheDaemon) {
+  FakeDaemon d;
+  d.answer = three_hosts(true);
+  auto r = run_ctl({"hosts", "--socket", "/tmp/c.sock", "--timeout", "7"}, &d);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(d.action_seen, proto::Action::hosts);
+  EXPECT_EQ(d.target_seen, "");
+  EXPECT_EQ(d.socket_seen, "/tmp/c.sock");
+  EXPECT_EQ(d.timeout_seen, std::chrono::seconds(7));
+  EXPECT_EQ(r.out, format_hosts_table(three_hosts(true)));
+  r = run_ctl({"hosts", "--json"}, &d);
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out, format_hosts_json(three_hosts(true)));
+  r = run_ctl({"hosts", "--help"}, &d);
+  EXPECT_EQ(r.code, 0);
+  EXPECT_THAT(r.out, HasSubstr("--socket"));
+}
+
+TEST(CtlCli, HostsInStandaloneModeFails) {
+  FakeDaemon d;
+  proto::Response standalone;
+  standalone.status = proto::Status::failure;
+  standalone.error = static_cast<std::uint16_t>(errc::operation_failed);
+  standalone.message = "standalone mode: this host is in no cluster";
+  d.answer = standalone;
+  auto r = run_ctl({"hosts"}, &d);
+  EXPECT_EQ(r.code, kExitFailure);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "vguardctl: standalone mode: this host is in no cluster\n");
+  r = run_ctl({"hosts"}, nullptr);
+  EXPECT_EQ(r.code, kExitFailure);
+  EXPECT_THAT(r.err, StartsWith("vguardctl: cannot reach vguardd at /run/vguard/vguardd.sock: "));
+}
+
+TEST(CtlCli, ConfirmFencedNeedsYes) {
+  FakeDaemon d;
+  d.answer = three_hosts(true);
+  auto r = run_ctl({"host", "confirm-fenced", "hv3"}, &d);
+  EXPECT_EQ(r.code, kExitFailure);
+  EXPECT_EQ(d.calls, 0);  // a dry run never reaches vguardd
+  EXPECT_THAT(r.out, StartsWith("would confirm that hv3 was powered off (fenced)"));
+  EXPECT_THAT(r.out, HasSubstr("re-run with --yes"));
+  EXPECT_EQ(r.err, "vguardctl: not confirmed: add --yes\n");
+}
+
+TEST(CtlCli, ConfirmFencedSendsTheHost) {
+  FakeDaemon d;
+  proto::Response ok;
+  ok.status = proto::Status::success;
+  ok.flags = proto::kResponseCluster | proto::kResponseQuorate;
+  ok.message = "hv3 confirmed fenced; its domains count as off";
+  d.answer = ok;
+  auto r = run_ctl({"host", "confirm-fenced", "--yes", "3", "--socket", "/tmp/c.sock"}, &d);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(d.action_seen, proto::Action::confirm_fenced);
+  EXPECT_EQ(d.target_seen, "3");
+  EXPECT_EQ(d.socket_seen, "/tmp/c.sock");
+  EXPECT_EQ(r.out, "hv3 confirmed fenced; its domains count as off\n");
+  EXPECT_EQ(r.err, "");
+
+  proto::Response no;
+  no.status = proto::Status::failure;
+  no.message = "hv2 is a member: only a lost host can be confirmed fenced";
+  d.answer = no;
+  r = run_ctl({"host", "confirm-fenced", "hv2", "--yes"}, &d);
+  EXPECT_EQ(r.code, kExitFailure);
+  EXPECT_EQ(d.target_seen, "hv2");
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "vguardctl: hv2 is a member: only a lost host can be confirmed fenced\n");
+
+  r = run_ctl({"host", "confirm-fenced", "hv2", "--yes"}, nullptr);
+  EXPECT_EQ(r.code, kExitFailure);
+  EXPECT_THAT(r.err, HasSubstr("cannot reach vguardd"));
+
+  r = run_ctl({"host", "confirm-fenced", "--help"}, &d);
+  EXPECT_EQ(r.code, 0);
+  EXPECT_THAT(r.out, HasSubstr("--yes"));
+  r = run_ctl({"help", "hosts"}, &d);
+  EXPECT_EQ(r.code, 0);
+  EXPECT_THAT(r.out, HasSubstr("Usage: vguardctl hosts"));
 }
 
 // ---- the built binary
