@@ -105,6 +105,7 @@ std::string ClusterEngine::digest() const {
 
 std::vector<Command> ClusterEngine::handle(const ClusterEvent& ev) {
   Out out;
+  now_ = ev.now;
   std::visit(
       [&](const auto& in) {
         using T = std::decay_t<decltype(in)>;
@@ -352,7 +353,8 @@ void ClusterEngine::apply(NodeId from, const proto::ClusterMsg& m, Out& out) {
           out.push_back(LogLine{Level::notice, fmt::format("{} of {} requested by {} (key {}) | request={}",
                                                            proto::action_name(msg.action), msg.uuid.str(),
                                                            host_name(from), msg.key_name, msg.request)});
-          forward_local(out, local_.handle(Event{0, RequestIn{sid, "cluster:" + host_name(from), std::nullopt, q}}));
+          forward_local(out,
+                        local_.handle(Event{now_, RequestIn{sid, "cluster:" + host_name(from), std::nullopt, q}}));
         } else if constexpr (std::is_same_v<T, proto::MsgFenceDone>) {
           if (msg.requester != id_.self || msg.from != from) return;
           auto it = remote_.find(msg.request);

@@ -110,6 +110,7 @@ class ClusterEngine {
 
   ClusterIdentity id_;
   Policy policy_;
+  TimeMs now_ = 0;  // time of the event being handled
   Engine local_;  // acts on this host's libvirt
 
   // Local libvirt view (becomes our FACTS).

@@ -71,8 +71,21 @@ struct Node final : BusListener {
     model[u].migrated_away = migrated;
     feed(HvDomain{model[u]});
   }
+  bool defer = false;             // hold hypervisor commands until flush()
+  std::vector<Command> deferred;
+  void flush() {
+    defer = false;
+    auto cmds = std::move(deferred);
+    deferred.clear();
+    run(std::move(cmds));
+  }
   void run(std::vector<Command> cmds) {
     for (auto& cmd : cmds) {
+      if (defer && (std::holds_alternative<DoDestroy>(cmd) || std::holds_alternative<DoStart>(cmd) ||
+                    std::holds_alternative<DoQuery>(cmd))) {
+        deferred.push_back(cmd);
+        continue;
+      }
       if (auto* d = std::get_if<DoDestroy>(&cmd)) {
         model[d->uuid].state = PowerState::shutoff;
         feed(HvDomain{model[d->uuid]});
@@ -389,6 +402,28 @@ TEST(ClusterHook, PrepareRefusedWhereTheMapForbidsIt) {
   EXPECT_EQ(r.status, Status::failure);
   EXPECT_NE(r.message.find("quorum"), std::string::npos) << r.message;
   EXPECT_EQ(c[2].call(Action::hook_prepare, kD1.str()).status, Status::failure) << "owner h1 lost, unconfirmed";
+}
+}  // namespace
+}  // namespace vguard::fenced
+
+namespace vguard::fenced {
+namespace {
+TEST(ClusterClock, RemoteExecutionUsesTheCurrentTime) {
+  // The executing host must time a FENCE from now, not from the epoch of its clock: with a large clock value
+  // and the owner answering only after a tick, the request still succeeds.
+  Cluster c(3);
+  c.now = 5'000'000;
+  standard(c);
+  c[2].defer = true;  // h2's libvirt takes a while
+  const auto rid = c[1].ask(Action::off, "d2");
+  c.settle();
+  ASSERT_FALSE(c[2].deferred.empty()) << "the destroy is running on h2";
+  c.now += 50;
+  c[2].feed(Tick{});
+  c[2].flush();
+  c.settle();
+  ASSERT_TRUE(c[1].replies.count(rid));
+  EXPECT_EQ(c[1].replies[rid].status, Status::success) << c[1].replies[rid].message;
 }
 }  // namespace
 }  // namespace vguard::fenced
