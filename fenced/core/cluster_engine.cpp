@@ -150,6 +150,9 @@ std::vector<Command> ClusterEngine::handle(const ClusterEvent& ev) {
           in_view_ = false;
           synced_ = false;
           quorate_ = false;
+          // Our tables may have missed anything from now on: rejoin as a joiner (FACTS only in the next
+          // SYNC), so stale state never enters a merge (safety-design.md §6).
+          has_state_ = false;
           members_.clear();
           sync_waiting_.clear();
           sync_inbox_.clear();

@@ -427,3 +427,22 @@ TEST(ClusterClock, RemoteExecutionUsesTheCurrentTime) {
 }
 }  // namespace
 }  // namespace vguard::fenced
+
+namespace vguard::fenced {
+namespace {
+TEST_P(Seeds, CorosyncRestartUnderARunningVguarddRejoinsAsJoiner) {
+  standard(c);
+  c.hub.crash(2);  // h2's corosync dies; its vguardd (same engine) stays
+  c.settle();
+  EXPECT_FALSE(c[2].engine->synced());
+  EXPECT_EQ(c[2].call(Action::off, "d1").status, Status::failure) << "no view: no action on others' domains";
+  EXPECT_EQ(c[2].call(Action::status, "d2").status, Status::success) << "its own domain, from its own libvirt";
+  c.hub.restart(2);
+  c.settle();
+  EXPECT_TRUE(c[2].engine->synced());
+  EXPECT_FALSE(c[1].engine->lost(2));
+  EXPECT_EQ(c[2].call(Action::off, "d1").status, Status::success);
+  expect_converged(c);
+}
+}  // namespace
+}  // namespace vguard::fenced
