@@ -16,17 +16,7 @@ using proto::Status;
 
 constexpr std::uint64_t kSyntheticBit = 1ULL << 63;  // local Engine request ids we use for remote FENCEs
 
-bool is_fence(Action a) { return a == Action::off || a == Action::reboot || a == Action::on; }
-
-std::string_view status_word(Status s) {
-  switch (s) {
-    case Status::success: return "success";
-    case Status::failure: return "failure";
-    case Status::off: return "off";
-    case Status::denied: return "denied";
-  }
-  return "?";
-}
+bool is_fence(Action a) { return is_fence_action(a); }
 
 bool newer(const proto::Facts& a, const proto::Facts& b) {
   return std::tie(a.incarnation, a.seq) > std::tie(b.incarnation, b.seq);
@@ -76,21 +66,6 @@ PowerState ClusterEngine::state_on(NodeId h, const Uuid& u) const {
   for (const auto& e : it->second.facts->entries)
     if (e.uuid == u) return e.state;
   return PowerState::unknown;
-}
-
-std::string ClusterEngine::key_name(const std::optional<proto::KeyId>& key) const {
-  if (!key) return "local-root";
-  auto it = policy_.keys.find(*key);
-  return it == policy_.keys.end() ? proto::key_id_hex(*key) : it->second.name;
-}
-
-bool ClusterEngine::allowed(const std::optional<proto::KeyId>& key, std::string_view name_or_uuid) const {
-  if (!key) return true;
-  auto it = policy_.keys.find(*key);
-  if (it == policy_.keys.end()) return false;
-  for (const auto& p : it->second.allow)
-    if (glob_match(p, name_or_uuid)) return true;
-  return false;
 }
 
 std::string ClusterEngine::digest() const {

@@ -101,8 +101,10 @@ class ClusterEngine {
   void prepare(const RequestIn& r, Out& out);
   void fail_remotes(Out& out, const std::string& why, std::optional<NodeId> only_host);
 
-  [[nodiscard]] bool allowed(const std::optional<proto::KeyId>& key, std::string_view name_or_uuid) const;
-  [[nodiscard]] std::string key_name(const std::optional<proto::KeyId>& key) const;
+  [[nodiscard]] bool allowed(const std::optional<proto::KeyId>& key, std::string_view n) const {
+    return policy_.allowed(key, n);
+  }
+  [[nodiscard]] std::string key_name(const std::optional<proto::KeyId>& key) const { return policy_.key_name(key); }
   [[nodiscard]] std::string host_name(NodeId h) const;
   [[nodiscard]] bool active_in(const proto::Facts& f, const Uuid& u) const;
   [[nodiscard]] std::vector<NodeId> hosts_reporting_active(const Uuid& u) const;

@@ -11,6 +11,8 @@ using proto::Action;
 using proto::PowerState;
 using proto::Status;
 
+}  // namespace
+
 bool is_fence_action(Action a) { return a == Action::off || a == Action::reboot || a == Action::on; }
 
 std::string_view status_word(Status s) {
@@ -23,7 +25,20 @@ std::string_view status_word(Status s) {
   return "?";
 }
 
-}  // namespace
+std::string Policy::key_name(const std::optional<proto::KeyId>& key) const {
+  if (!key) return "local-root";
+  auto it = keys.find(*key);
+  return it == keys.end() ? proto::key_id_hex(*key) : it->second.name;
+}
+
+bool Policy::allowed(const std::optional<proto::KeyId>& key, std::string_view name_or_uuid) const {
+  if (!key) return true;  // the root-only control socket administers everything
+  auto it = keys.find(*key);
+  if (it == keys.end()) return false;
+  for (const auto& pattern : it->second.allow)
+    if (glob_match(pattern, name_or_uuid)) return true;
+  return false;
+}
 
 std::optional<DomainInfo> Engine::domain(const Uuid& u) const {
   auto it = domains_.find(u);
@@ -91,21 +106,6 @@ void Engine::on_lost(const HvLost& l, Out& out) {
     out.push_back(Audit{"hypervisor", {{"event", "lost"}, {"reason", l.reason}}, false});
     out.push_back(LogLine{Level::error, fmt::format("hypervisor connection lost: {}; domain states unknown", l.reason)});
   }
-}
-
-std::string Engine::key_name(const std::optional<proto::KeyId>& key) const {
-  if (!key) return "local-root";
-  auto it = policy_.keys.find(*key);
-  return it == policy_.keys.end() ? proto::key_id_hex(*key) : it->second.name;
-}
-
-bool Engine::allowed(const std::optional<proto::KeyId>& key, std::string_view name_or_uuid) const {
-  if (!key) return true;  // the root-only control socket administers everything
-  auto it = policy_.keys.find(*key);
-  if (it == policy_.keys.end()) return false;
-  for (const auto& pattern : it->second.allow)
-    if (glob_match(pattern, name_or_uuid)) return true;
-  return false;
 }
 
 void Engine::decide(Out& out, std::uint64_t request, const DomainInfo& d, std::string_view decision,

@@ -32,7 +32,18 @@ struct Policy {
   std::map<proto::KeyId, KeyRule> keys;
   std::uint32_t default_budget_ms = 30000;
   std::uint32_t max_budget_ms = 300000;
+
+  /// Deny by default: a key may act on a domain only if one of its globs matches the name or the UUID text.
+  /// nullopt (the root-only control socket) may act on everything.
+  [[nodiscard]] bool allowed(const std::optional<proto::KeyId>& key, std::string_view name_or_uuid) const;
+  /// The key's section name for logs ("local-root" for the control socket, hex id for an unknown key).
+  [[nodiscard]] std::string key_name(const std::optional<proto::KeyId>& key) const;
 };
+
+/// off, reboot and on change a domain's power state (their outcomes are fsync'd before the reply).
+bool is_fence_action(proto::Action a);
+/// "success", "failure", "off", "denied": the forensic log's result words.
+std::string_view status_word(proto::Status s);
 
 // ---- inputs ----
 /// A request that passed framing, MAC and replay checks.
@@ -146,8 +157,10 @@ class Engine {
   void on_lost(const HvLost& l, Out& out);
   void on_domain(const DomainInfo& d, Out& out);
 
-  [[nodiscard]] bool allowed(const std::optional<proto::KeyId>& key, std::string_view name_or_uuid) const;
-  [[nodiscard]] std::string key_name(const std::optional<proto::KeyId>& key) const;
+  [[nodiscard]] bool allowed(const std::optional<proto::KeyId>& key, std::string_view n) const {
+    return policy_.allowed(key, n);
+  }
+  [[nodiscard]] std::string key_name(const std::optional<proto::KeyId>& key) const { return policy_.key_name(key); }
   void list(const RequestIn& r, Out& out);
   void finish(Out& out, std::uint64_t request, proto::Action action, const DomainInfo* d, proto::Status st,
               errc code, std::string message);
