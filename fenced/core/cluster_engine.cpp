@@ -128,6 +128,7 @@ std::vector<Command> ClusterEngine::handle(const ClusterEvent& ev) {
           // Our tables may have missed anything from now on: rejoin as a joiner (FACTS only in the next
           // SYNC), so stale state never enters a merge (safety-design.md §6).
           has_state_ = false;
+          state_peers_.clear();
           members_.clear();
           sync_waiting_.clear();
           sync_inbox_.clear();
@@ -219,12 +220,24 @@ void ClusterEngine::on_view(const View& v, Out& out) {
   synced_ = false;
   sync_waiting_ = members_;
   sync_inbox_.clear();
+  // Members that completed the last SYNC together hold identical tables, so one of them is enough to carry
+  // them: the lowest-id one still present. Everybody of that group computes the same carrier (a member that
+  // left in between, e.g. a restarted vguardd, is no longer a candidate). Others send their FACTS only.
+  for (const auto& [h, reason] : v.left) state_peers_.erase(h);
+  NodeId carrier = 0;
+  for (NodeId m : state_peers_)
+    if (members_.count(m)) {
+      carrier = m;
+      break;
+    }
   proto::MsgSync s;
   s.from = id_.self;
   s.incarnation = id_.incarnation;
-  s.has_state = has_state_;
-  for (const auto& [h, rec] : hosts_) s.hosts.push_back(rec);
-  for (const auto& [u, d] : domains_) s.domains.push_back(d);
+  s.has_state = has_state_ && carrier == id_.self;
+  if (s.has_state) {
+    for (const auto& [h, rec] : hosts_) s.hosts.push_back(rec);
+    for (const auto& [u, d] : domains_) s.domains.push_back(d);
+  }
   s.facts.host = id_.self;
   s.facts.hostname = id_.hostname;
   s.facts.incarnation = id_.incarnation;
@@ -296,6 +309,7 @@ void ClusterEngine::merge(Out& out) {
     if (hosts_.count(m) && hosts_[m].facts) adopt_owners(*hosts_[m].facts, out);
   synced_ = true;
   has_state_ = true;
+  state_peers_ = members_;
   std::size_t lost_hosts = 0;
   for (const auto& [h, r] : hosts_)
     if (lost(h)) ++lost_hosts;

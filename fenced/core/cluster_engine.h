@@ -129,6 +129,7 @@ class ClusterEngine {
   bool synced_ = false;     // completed the SYNC of the current view
   bool has_state_ = false;  // completed a SYNC since this vguardd started
   std::set<NodeId> sync_waiting_;
+  std::set<NodeId> state_peers_;  // members that completed our last SYNC with us (identical tables)
   std::vector<proto::MsgSync> sync_inbox_;
   std::vector<std::pair<NodeId, proto::ClusterMsg>> buffered_;
 

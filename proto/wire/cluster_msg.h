@@ -15,7 +15,7 @@
 
 namespace vguard::proto {
 
-inline constexpr std::size_t kMaxClusterFrame = 4 * 1024 * 1024;
+inline constexpr std::size_t kMaxClusterFrame = 16 * 1024 * 1024;
 
 using NodeId = std::uint32_t;
 
@@ -67,7 +67,7 @@ struct MsgFacts {
 struct MsgSync {
   NodeId from = 0;
   std::uint64_t incarnation = 0;
-  bool has_state = false;  ///< false for a vguardd that has not completed a SYNC since it started
+  bool has_state = false;  ///< carries the replicated tables (one member per previously synced group does)
   std::vector<HostRecord> hosts;
   std::vector<DomainRecord> domains;
   Facts facts;  ///< the sender's own fresh FACTS

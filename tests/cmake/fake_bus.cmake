@@ -7,3 +7,7 @@ target_link_libraries(vguard_fake_bus PUBLIC fenced_ports vguard_base PRIVATE vg
 add_executable(unit_fake_bus ${CMAKE_CURRENT_SOURCE_DIR}/unit/fake_bus_test.cpp)
 target_link_libraries(unit_fake_bus PRIVATE vguard_fake_bus vguard_test_main vguard_warnings)
 gtest_discover_tests(unit_fake_bus PROPERTIES LABELS unit)
+
+# bench/scale_sim.cpp: the in-process scale figure (not a test; run bench/scale.sh).
+add_executable(bench_scale ${CMAKE_SOURCE_DIR}/bench/scale_sim.cpp)
+target_link_libraries(bench_scale PRIVATE fenced_core vguard_fake_bus vguard_warnings)
