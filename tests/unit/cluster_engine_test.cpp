@@ -446,3 +446,27 @@ TEST_P(Seeds, CorosyncRestartUnderARunningVguarddRejoinsAsJoiner) {
 }
 }  // namespace
 }  // namespace vguard::fenced
+
+namespace vguard::fenced {
+namespace {
+TEST_P(Seeds, RestartedLowestMemberDoesNotEraseTheReplica) {
+  // h1 (the lowest id, the usual table carrier) restarts its vguardd; h3 is lost meanwhile. The restarted h1
+  // has no tables: the carrier must be h2, and h3 must stay lost (not forgotten, so never "off").
+  standard(c);
+  c.hub.crash(3);
+  c.settle();
+  c.hub.kill(1);  // vguardd on h1 dies (procdown)
+  c.settle();
+  c[1].incarnation = 2;
+  c[1].reset_engine();
+  c.hub.restart(1);
+  c[1].connect_libvirt();
+  c.settle();
+  ASSERT_TRUE(c[1].engine->synced());
+  EXPECT_TRUE(c[1].engine->lost(3)) << "the restarted host learned h3's loss from the carrier";
+  EXPECT_TRUE(c[2].engine->lost(3));
+  EXPECT_EQ(c[1].call(Action::status, "d3").status, Status::failure);
+  expect_converged(c);
+}
+}  // namespace
+}  // namespace vguard::fenced
