@@ -71,6 +71,10 @@ check "confirm-fenced h3" 0 ctl 1 host confirm-fenced h3 --yes
 check "h2 knows h3 is fenced" 0 wait_for 10 host_is 2 3 fenced
 check "off of vm-c1 now succeeds" 0 fence 2 -o off -n vm-c1
 check "status of vm-c1 now off" 2 fence 1 -o status -n vm-c1
+# corosync back on h3: its vguardd reconnects, rejoins as a joiner, and reports its domains itself.
+cluster_start_corosync 3
+check "h3 member again (vguardd reconnected to corosync)" 0 wait_for 30 host_is 1 3 member
+check "h3 reports vm-c1 itself: status on (h3's test driver still runs it)" 0 wait_for_rc 20 0 fence 1 -o status -n vm-c1
 check "forensic log of h1 verifies" 0 "$VG_BIN/vguardctl" log verify --file "$VG_IT/h1/forensic.log"
 check "h1 logged the confirmation" 0 grep -q '"type":"confirm-fenced".*"applied":true' "$VG_IT/h1/forensic.log"
 finish
