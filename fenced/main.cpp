@@ -9,6 +9,9 @@
 #include "config.h"
 #include "daemon.h"
 #include "cpg_bus.h"
+#ifdef VG_WITH_PACEMAKER
+#include "pacemaker_history.h"
+#endif
 #include "libvirt_hypervisor.h"
 #include "log.h"
 
@@ -73,6 +76,16 @@ int main(int argc, char** argv) {
                                                        std::chrono::system_clock::now().time_since_epoch())
                                                        .count());
   }
+#ifdef VG_WITH_PACEMAKER
+  fenced::PacemakerHistory history;
+  if (cfg->pacemaker_history) dopts.history = &history;
+#else
+  if (cfg->pacemaker_history) {
+    std::cerr << "vguardd: " << config_path << ": pacemaker_history = yes, but vguardd was built without "
+              << "Pacemaker (pacemaker-dev)\n";
+    return 1;
+  }
+#endif
   fenced::Daemon daemon(dopts, hv, log);
   if (cfg->cluster) daemon.own_bus(std::make_unique<fenced::CpgBus>(daemon.io_context(), cfg->cluster_group, log));
   if (auto r = daemon.start(); !r) {

@@ -104,6 +104,13 @@ std::vector<Command> ClusterEngine::handle(const ClusterEvent& ev) {
         } else if constexpr (std::is_same_v<T, OpDone> || std::is_same_v<T, Tick>) {
           forward_local(out, local_.handle(Event{ev.now, in}));
           if constexpr (std::is_same_v<T, Tick>) {
+            // One member (the lowest id) watches Pacemaker's history for the lost hosts.
+            if (id_.pacemaker_history && synced_ && !members_.empty() && *members_.begin() == id_.self &&
+                ev.now >= next_history_poll_) {
+              next_history_poll_ = ev.now + 2000;
+              for (const auto& [h, rec] : hosts_)
+                if (lost(h)) out.push_back(QueryFenceHistory{h, rec.hostname});
+            }
             for (auto it = remote_.begin(); it != remote_.end();) {
               if (it->second.deadline > ev.now) {
                 ++it;
@@ -136,6 +143,8 @@ std::vector<Command> ClusterEngine::handle(const ClusterEvent& ev) {
           out.push_back(Audit{"membership", {{"event", "bus-lost"}, {"reason", in.reason}}, false});
           out.push_back(LogLine{Level::error, "cluster bus lost: " + in.reason + "; acting on own domains only"});
           fail_remotes(out, "this host lost the cluster bus (" + in.reason + ")", std::nullopt);
+        } else if constexpr (std::is_same_v<T, FenceHistoryIn>) {
+          on_history(in, out);
         } else if constexpr (std::is_same_v<T, QuorumIn>) {
           if (quorate_ != in.quorate)
             out.push_back(LogLine{Level::notice, in.quorate ? "partition is quorate" : "partition lost quorum"});
@@ -466,6 +475,28 @@ void ClusterEngine::fail_remotes(Out& out, const std::string& why, std::optional
     proto::DomainEntry d{r.uuid, r.name, PowerState::unknown, host_name(r.host), 0, 0};
     reply(out, r.in, &d, Status::failure, errc::operation_failed, why + "; state not confirmed");
   }
+}
+
+void ClusterEngine::on_history(const FenceHistoryIn& h, Out& out) {
+  if (!lost(h.host) || !synced_) {
+    history_.erase(h.host);
+    return;
+  }
+  const std::uint32_t loss = hosts_[h.host].losses;
+  auto it = history_.find(h.host);
+  if (it == history_.end() || it->second.loss != loss) {
+    // First look after this loss: whatever is recorded now may predate the loss, so it is only a baseline.
+    history_[h.host] = Baseline{loss, h.last_fenced};
+    return;
+  }
+  if (h.last_fenced <= it->second.fenced) return;
+  it->second.fenced = h.last_fenced;
+  const std::string by = "pacemaker fencing history (fenced at unix time " + std::to_string(h.last_fenced) + ")";
+  out.push_back(Audit{"decision",
+                      {{"host", host_name(h.host)}, {"loss", loss}, {"decision", "confirm-fenced"}, {"reason", by}},
+                      true});
+  out.push_back(LogLine{Level::notice, host_name(h.host) + " fenced according to " + by});
+  out.push_back(SendMsg{proto::MsgConfirmFenced{h.host, loss, by}});
 }
 
 // ---------------------------------------------------------------------------------------------------

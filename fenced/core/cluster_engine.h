@@ -29,6 +29,7 @@ struct ClusterIdentity {
   NodeId self = 0;
   std::string hostname;
   std::uint64_t incarnation = 0;  ///< unique per vguardd start (e.g. boot time in ms)
+  bool pacemaker_history = false; ///< confirm lost hosts from Pacemaker's fencing history
 };
 
 // Cluster inputs.
@@ -45,8 +46,13 @@ struct BusLostIn {
 struct QuorumIn {
   bool quorate = false;
 };
-using ClusterInput =
-    std::variant<RequestIn, HvConnected, HvDomain, HvLost, OpDone, Tick, BusViewIn, BusMsgIn, BusLostIn, QuorumIn>;
+/// Answer to QueryFenceHistory: Unix time (s) of the host's last successful fencing, 0 if none.
+struct FenceHistoryIn {
+  NodeId host = 0;
+  std::int64_t last_fenced = 0;
+};
+using ClusterInput = std::variant<RequestIn, HvConnected, HvDomain, HvLost, OpDone, Tick, BusViewIn, BusMsgIn,
+                                  BusLostIn, QuorumIn, FenceHistoryIn>;
 struct ClusterEvent {
   TimeMs now = 0;
   ClusterInput input;
@@ -142,6 +148,16 @@ class ClusterEngine {
   std::map<std::uint64_t, Execution> exec_;      // by synthetic local request id
   std::map<std::uint64_t, RequestIn> confirms_;  // our CONFIRM_FENCED requests, by request id
   std::uint64_t next_synthetic_ = 0;
+
+  // Pacemaker fencing history: per lost host, the loss it was first observed for and the last-fence time then.
+  // Only a fence newer than that baseline confirms the loss (a fence seen after the loss, never before it).
+  struct Baseline {
+    std::uint32_t loss = 0;
+    std::int64_t fenced = 0;
+  };
+  std::map<NodeId, Baseline> history_;
+  TimeMs next_history_poll_ = 0;
+  void on_history(const FenceHistoryIn& h, Out& out);
 };
 
 }  // namespace vguard::fenced

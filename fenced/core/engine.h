@@ -118,7 +118,12 @@ struct Reply {
 struct SendMsg {
   proto::ClusterMsg msg;
 };
-using Command = std::variant<Audit, LogLine, DoDestroy, DoStart, DoQuery, Reply, SendMsg>;
+/// Ask Pacemaker's fencing history when `host` was last fenced; answer FenceHistoryIn. Cluster engine only.
+struct QueryFenceHistory {
+  std::uint32_t host = 0;
+  std::string name;
+};
+using Command = std::variant<Audit, LogLine, DoDestroy, DoStart, DoQuery, Reply, SendMsg, QueryFenceHistory>;
 
 class Engine {
  public:

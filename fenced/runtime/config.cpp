@@ -147,7 +147,8 @@ Result<DaemonConfig> load_config(const std::string& path) {
       ("cluster.enabled", po::value<std::string>())           //
       ("cluster.group", po::value<std::string>())             //
       ("cluster.key_file", po::value<std::string>())          //
-      ("cluster.hostname", po::value<std::string>());
+      ("cluster.hostname", po::value<std::string>())          //
+      ("cluster.pacemaker_history", po::value<std::string>());
 
   po::parsed_options parsed(&desc);
   try {
@@ -244,6 +245,14 @@ Result<DaemonConfig> load_config(const std::string& path) {
         c.cluster = false;
       } else {
         return config_error(path, line, "bad value '" + value + "' for enabled: expected yes or no");
+      }
+    } else if (name == "cluster.pacemaker_history") {
+      if (value == "yes" || value == "true" || value == "1") {
+        c.pacemaker_history = true;
+      } else if (value == "no" || value == "false" || value == "0") {
+        c.pacemaker_history = false;
+      } else {
+        return config_error(path, line, "bad value '" + value + "' for pacemaker_history: expected yes or no");
       }
     } else if (name == "cluster.group") {
       if (value.empty() || value.size() > 127) return config_error(path, line, "group must be 1 to 127 characters");

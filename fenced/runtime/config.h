@@ -37,6 +37,7 @@ struct DaemonConfig {
   std::string cluster_key_file;          ///< key shared by every host's vguardd (required in cluster mode)
   proto::Key cluster_key;
   std::string hostname;                  ///< this host's name in the cluster (default: the system host name)
+  bool pacemaker_history = false;        ///< confirm lost hosts from Pacemaker's fencing history
 
   /// The engine's view of it.
   [[nodiscard]] Policy policy() const;

@@ -201,6 +201,18 @@ struct Daemon::Impl final : HypervisorListener, BusListener {
               !r)
             VG_LOG(log, Level::warning, "cluster", "cannot send: {}", r.error().message());
         }
+      } else if (const auto* fh = std::get_if<QueryFenceHistory>(&c)) {
+        if (!opts.history) continue;
+        asio::post(pool, [this, host = fh->host, name = fh->name] {
+          auto t = opts.history->last_fenced(host, name);
+          asio::post(io, [this, host, t] {
+            if (t) {
+              feed_cluster(FenceHistoryIn{host, *t});
+            } else {
+              VG_LOG(log, Level::warning, "cluster", "pacemaker history: {}", t.error().message());
+            }
+          });
+        });
       } else if (const auto* rep = std::get_if<Reply>(&c)) {
         proto::Response resp = rep->response;
         if (audit_failed) {
@@ -657,7 +669,8 @@ Result<void> Daemon::start() {
   if (d.opts.bus) {
     d.opts.bus->set_listener(&d);
     if (auto r = d.opts.bus->start(); !r) return r;
-    ClusterIdentity id{d.opts.bus->local_node(), d.opts.hostname, d.opts.incarnation};
+    ClusterIdentity id{d.opts.bus->local_node(), d.opts.hostname, d.opts.incarnation,
+                       d.opts.config.pacemaker_history && d.opts.history != nullptr};
     d.cluster = std::make_unique<ClusterEngine>(id, d.opts.config.policy());
     VG_LOG(d.log, Level::notice, "cluster", "cluster mode: node {} ({}), group {}", id.self, id.hostname,
            d.opts.config.cluster_group);

@@ -7,6 +7,7 @@
 #include "bus.h"
 #include "cluster_engine.h"
 #include "config.h"
+#include "fence_history.h"
 #include "hypervisor.h"
 #include "log.h"
 #include "result.h"
@@ -23,6 +24,8 @@ struct DaemonOptions {
   Bus* bus = nullptr;
   std::string hostname;          ///< this host's name in the cluster
   std::uint64_t incarnation = 0; ///< unique per start (e.g. wall clock in ms)
+  /// Pacemaker's fencing history, when [cluster] pacemaker_history = yes (must outlive the daemon).
+  FenceHistory* history = nullptr;
 };
 
 /// Runs vguardd until SIGTERM/SIGINT (or stop()). Returns an error if a listener or the forensic log

@@ -13,3 +13,8 @@ add_test(NAME integration.cluster_fence COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}
 set_tests_properties(integration.cluster_fence PROPERTIES LABELS integration
                      ENVIRONMENT "VG_BIN=${CMAKE_BINARY_DIR}/bin;VG_SRC=${CMAKE_SOURCE_DIR}"
                      SKIP_RETURN_CODE 77 RUN_SERIAL TRUE TIMEOUT 400)
+
+add_test(NAME integration.cluster_pacemaker COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_pacemaker.sh)
+set_tests_properties(integration.cluster_pacemaker PROPERTIES LABELS integration
+                     ENVIRONMENT "VG_BIN=${CMAKE_BINARY_DIR}/bin;VG_SRC=${CMAKE_SOURCE_DIR}"
+                     SKIP_RETURN_CODE 77 RUN_SERIAL TRUE TIMEOUT 300)

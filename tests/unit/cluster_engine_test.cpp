@@ -470,3 +470,51 @@ TEST_P(Seeds, RestartedLowestMemberDoesNotEraseTheReplica) {
 }
 }  // namespace
 }  // namespace vguard::fenced
+
+namespace vguard::fenced {
+namespace {
+std::vector<QueryFenceHistory> history_queries(const std::vector<Command>& cmds) {
+  std::vector<QueryFenceHistory> q;
+  for (const auto& c : cmds)
+    if (const auto* x = std::get_if<QueryFenceHistory>(&c)) q.push_back(*x);
+  return q;
+}
+
+TEST(ClusterHistory, OnlyAFenceAfterTheLossConfirmsIt) {
+  Cluster c(11);
+  standard(c);
+  for (NodeId n : {1u, 2u, 3u}) {
+    c[n].engine = std::make_unique<ClusterEngine>(ClusterIdentity{n, "h" + std::to_string(n), 9, true}, Policy{});
+    c[n].connect_libvirt();
+  }
+  c.hub.kill(1);
+  c.hub.kill(2);
+  c.hub.kill(3);
+  c.settle();
+  c.hub.restart(1);
+  c.hub.restart(2);
+  c.hub.restart(3);
+  c.settle();
+  c.hub.crash(3);
+  c.settle();
+  ASSERT_TRUE(c[1].engine->lost(3));
+  c.now += 5000;
+  auto q = history_queries(c[1].engine->handle(ClusterEvent{c.now, Tick{}}));
+  ASSERT_EQ(q.size(), 1u) << "the lowest member asks about the lost host";
+  EXPECT_EQ(q[0].host, 3u);
+  EXPECT_TRUE(history_queries(c[2].engine->handle(ClusterEvent{c.now, Tick{}})).empty()) << "only one member asks";
+  // A fence recorded before the loss (the first answer is only a baseline) confirms nothing.
+  c[1].feed(FenceHistoryIn{3, 1000});
+  c[1].feed(FenceHistoryIn{3, 1000});
+  c.settle();
+  EXPECT_TRUE(c[2].engine->lost(3));
+  EXPECT_EQ(c[2].call(Action::status, "d3").status, Status::failure);
+  // A newer fence does.
+  c[3].model[kD3].state = PowerState::shutoff;
+  c[1].feed(FenceHistoryIn{3, 2000});
+  c.settle();
+  EXPECT_TRUE(c[2].engine->confirmed(3));
+  expect_converged(c);
+}
+}  // namespace
+}  // namespace vguard::fenced
