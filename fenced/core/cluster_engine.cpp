@@ -36,7 +36,12 @@ bool ClusterEngine::lost(NodeId h) const {
 bool ClusterEngine::confirmed(NodeId h) const {
   if (members_.count(h)) return false;
   auto it = hosts_.find(h);
-  return it != hosts_.end() && it->second.losses > 0 && it->second.confirmed_loss == it->second.losses;
+  if (it == hosts_.end() || it->second.losses == 0 || it->second.confirmed_loss != it->second.losses) return false;
+  // Loss numbers are counted per partition; what identifies the loss that was confirmed is the host's last
+  // report the confirmer had. Newer FACTS (it ran again, seen by any side) void the confirmation.
+  const auto& f = it->second.facts;
+  const std::uint64_t inc = f ? f->incarnation : 0, seq = f ? f->seq : 0;
+  return inc == it->second.confirmed_incarnation && seq == it->second.confirmed_seq;
 }
 
 std::string ClusterEngine::host_name(NodeId h) const {
@@ -71,7 +76,8 @@ PowerState ClusterEngine::state_on(NodeId h, const Uuid& u) const {
 std::string ClusterEngine::digest() const {
   std::string s;
   for (const auto& [h, r] : hosts_)
-    s += fmt::format("h{}:{}:{}:{};", h, r.losses, r.confirmed_loss, r.facts ? r.facts->seq : 0);
+    s += fmt::format("h{}:{}:{}:{}:{}:{}:{};", h, r.losses, r.confirmed_loss, r.confirmed_incarnation, r.confirmed_seq,
+                     r.facts ? r.facts->incarnation : 0, r.facts ? r.facts->seq : 0);
   for (const auto& [u, d] : domains_) s += fmt::format("d{}:{}:{};", u.str(), d.owner, d.epoch);
   return proto::key_id_hex(proto::key_id_of(s));
 }
@@ -172,8 +178,7 @@ void ClusterEngine::forward_local(Out& out, std::vector<Command> cmds) {
       done.status = rep->response.status;
       done.error = rep->response.error;
       done.message = rep->response.message;
-      auto d = domains_.find(e.uuid);
-      done.epoch = d == domains_.end() ? 0 : d->second.epoch;
+      done.epoch = e.epoch;
       out.push_back(SendMsg{std::move(done)});
       continue;
     }
@@ -242,6 +247,7 @@ void ClusterEngine::on_view(const View& v, Out& out) {
   proto::MsgSync s;
   s.from = id_.self;
   s.incarnation = id_.incarnation;
+  s.view.assign(members_.begin(), members_.end());
   s.has_state = has_state_ && carrier == id_.self;
   if (s.has_state) {
     for (const auto& [h, rec] : hosts_) s.hosts.push_back(rec);
@@ -261,6 +267,9 @@ void ClusterEngine::on_message(NodeId from, const proto::ClusterMsg& m, Out& out
   if (const auto* s = std::get_if<proto::MsgSync>(&m)) {
     // A SYNC counts once per member per view (a late one from an earlier view, or a repeat, is ignored).
     if (s->from != from || !sync_waiting_.count(from)) return;
+    // A SYNC built for another view (delivered late, after the next confchg) describes a state before that
+    // view's losses: it never counts.
+    if (std::set<NodeId>(s->view.begin(), s->view.end()) != members_) return;
     sync_waiting_.erase(from);
     sync_inbox_.push_back(*s);
     if (sync_waiting_.empty()) {
@@ -292,6 +301,8 @@ void ClusterEngine::merge(Out& out) {
     if (r.confirmed_loss > h.confirmed_loss || (r.confirmed_loss == h.confirmed_loss && h.confirmed_by.empty())) {
       h.confirmed_loss = r.confirmed_loss;
       h.confirmed_by = r.confirmed_by;
+      h.confirmed_incarnation = r.confirmed_incarnation;
+      h.confirmed_seq = r.confirmed_seq;
     }
     if (r.facts && (!h.facts || newer(*r.facts, *h.facts))) h.facts = r.facts;
   };
@@ -342,10 +353,23 @@ void ClusterEngine::apply(NodeId from, const proto::ClusterMsg& m, Out& out) {
           apply_facts(msg.facts, out);
         } else if constexpr (std::is_same_v<T, proto::MsgFence>) {
           if (msg.target_host != id_.self || msg.requester != from) return;
+          const auto cur = domains_.find(msg.uuid);
+          const std::uint64_t epoch = cur == domains_.end() ? 0 : cur->second.epoch;
+          if (epoch != msg.epoch) {
+            // Routed on a map that has changed since (the domain started or moved elsewhere): our libvirt no
+            // longer speaks for it.
+            out.push_back(SendMsg{proto::MsgFenceDone{msg.requester, msg.request, id_.self, msg.uuid, Status::failure,
+                                                      static_cast<std::uint16_t>(errc::operation_failed),
+                                                      fmt::format("ownership changed before the request arrived "
+                                                                  "(epoch {} → {})",
+                                                                  msg.epoch, epoch),
+                                                      msg.epoch}});
+            return;
+          }
           // Carry it out with the local engine (authorization happened on the requester, which holds the key
           // configuration; the message itself is authenticated with the cluster key).
           const std::uint64_t sid = kSyntheticBit | ++next_synthetic_;
-          exec_[sid] = Execution{msg.requester, msg.request, msg.uuid};
+          exec_[sid] = Execution{msg.requester, msg.request, msg.uuid, msg.epoch};
           proto::Request q;
           q.action = msg.action;
           q.target = msg.uuid.str();
@@ -364,13 +388,20 @@ void ClusterEngine::apply(NodeId from, const proto::ClusterMsg& m, Out& out) {
           remote_.erase(it);
           auto d = domains_.find(msg.uuid);
           const std::uint64_t epoch = d == domains_.end() ? 0 : d->second.epoch;
+          const NodeId owner = d == domains_.end() ? 0 : d->second.owner;
           proto::DomainEntry entry{msg.uuid, r.name, PowerState::unknown, host_name(from), epoch, 0};
-          if ((msg.status == Status::success || msg.status == Status::off) && msg.epoch != epoch) {
-            // Ownership moved while the fence ran: the executing host's answer no longer speaks for the domain.
-            reply(out, r.in, &entry, Status::failure, errc::operation_failed,
-                  fmt::format("ownership of {} changed during the request (epoch {} → {}); not confirmed", r.name,
-                              msg.epoch, epoch));
-            return;
+          if (msg.status == Status::success || msg.status == Status::off) {
+            // The executing host's libvirt speaks for the domain only if nothing moved since we routed it: same
+            // owner, same epoch, and no other member reports it active.
+            std::string why;
+            if (msg.epoch != r.epoch || epoch != r.epoch || owner != r.owner)
+              why = fmt::format("ownership of {} changed during the request (epoch {} → {})", r.name, r.epoch, epoch);
+            for (NodeId h : hosts_reporting_active(msg.uuid))
+              if (h != from && why.empty()) why = r.name + " is reported active on " + host_name(h);
+            if (!why.empty() && !(r.in.request.action == Action::on && msg.status == Status::success)) {
+              reply(out, r.in, &entry, Status::failure, errc::operation_failed, why + "; not confirmed");
+              return;
+            }
           }
           if (msg.status == Status::off) entry.state = PowerState::shutoff;
           reply(out, r.in, &entry, msg.status, static_cast<errc>(msg.error),
@@ -382,6 +413,8 @@ void ClusterEngine::apply(NodeId from, const proto::ClusterMsg& m, Out& out) {
           if (applies) {
             h->second.confirmed_loss = msg.loss;
             h->second.confirmed_by = msg.by;
+            h->second.confirmed_incarnation = msg.facts_incarnation;
+            h->second.confirmed_seq = msg.facts_seq;
             // Domains it owned that no member reports active are now off by evidence (the power fence).
             out.push_back(Audit{"confirm-fenced",
                                 {{"host", host_name(msg.host)}, {"loss", msg.loss}, {"by", msg.by}, {"applied", true}},
@@ -477,6 +510,17 @@ void ClusterEngine::fail_remotes(Out& out, const std::string& why, std::optional
   }
 }
 
+bool ClusterEngine::view_complete() const {
+  if (id_.configured.empty() || !quorate_) return false;
+  for (NodeId h : id_.configured) {
+    if (confirmed(h)) continue;
+    if (!members_.count(h)) return false;
+    auto it = hosts_.find(h);
+    if (it == hosts_.end() || !it->second.facts || !it->second.facts->reachable) return false;
+  }
+  return true;
+}
+
 void ClusterEngine::on_history(const FenceHistoryIn& h, Out& out) {
   if (!lost(h.host) || !synced_) {
     history_.erase(h.host);
@@ -496,7 +540,8 @@ void ClusterEngine::on_history(const FenceHistoryIn& h, Out& out) {
                       {{"host", host_name(h.host)}, {"loss", loss}, {"decision", "confirm-fenced"}, {"reason", by}},
                       true});
   out.push_back(LogLine{Level::notice, host_name(h.host) + " fenced according to " + by});
-  out.push_back(SendMsg{proto::MsgConfirmFenced{h.host, loss, by}});
+  const auto& hf = hosts_[h.host].facts;
+  out.push_back(SendMsg{proto::MsgConfirmFenced{h.host, loss, by, hf ? hf->incarnation : 0, hf ? hf->seq : 0}});
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -521,7 +566,7 @@ void ClusterEngine::reply(Out& out, const RequestIn& r, const proto::DomainEntry
   resp.error = static_cast<std::uint16_t>(code);
   resp.message = std::move(message);
   resp.flags = proto::kResponseCluster | (quorate_ ? proto::kResponseQuorate : 0);
-  if (d && (r.request.action == Action::status)) resp.domains.push_back(*d);
+  if (d && (r.request.action == Action::status || is_fence(r.request.action))) resp.domains.push_back(*d);
   out.push_back(Reply{r.id, std::move(resp)});
 }
 
@@ -598,7 +643,9 @@ void ClusterEngine::confirm(const RequestIn& r, Out& out) {
   if (!lost(host))
     return reply(out, r, nullptr, Status::failure, errc::operation_failed,
                  host_name(host) + " is not lost (or already confirmed)");
-  proto::MsgConfirmFenced m{host, hosts_[host].losses, "vguardctl " + r.requester};
+  const auto& hf = hosts_[host].facts;
+  proto::MsgConfirmFenced m{host, hosts_[host].losses, "vguardctl " + r.requester, hf ? hf->incarnation : 0,
+                            hf ? hf->seq : 0};
   out.push_back(Audit{"request",
                       {{"request", r.id}, {"requester", r.requester}, {"action", "confirm-fenced"},
                        {"target", host_name(host)}, {"loss", m.loss}},
@@ -733,7 +780,7 @@ void ClusterEngine::on_request(TimeMs now, const RequestIn& r, Out& out) {
   for (const auto& [h, hr] : hosts_) {
     if (!lost(h)) continue;
     const bool maybe = (rec && rec->owner == h) || (hr.facts && active_in(*hr.facts, *u));
-    if (!maybe || !active.empty()) continue;
+    if (!maybe) continue;  // even if a member reports it active too: both copies may run
     proto::DomainEntry d{*u, name, PowerState::unknown, host_name(h), rec ? rec->epoch : 0, proto::kDomainOwnerLost};
     return reply(out, r, &d, Status::failure, errc::operation_failed,
                  fmt::format("owner {} of {} is lost (left the membership, loss {}) and not confirmed fenced; "
@@ -745,7 +792,7 @@ void ClusterEngine::on_request(TimeMs now, const RequestIn& r, Out& out) {
     target = active[0];
   } else if (rec && rec->owner != 0 && members_.count(rec->owner)) {
     target = rec->owner;
-  } else if (rec && rec->owner != 0 && confirmed(rec->owner)) {
+  } else if (rec && rec->owner != 0 && confirmed(rec->owner) && quorate_) {
     // Evidence (b): its host was power-fenced for its current loss and no member reports it active.
     proto::DomainEntry d{*u, name, PowerState::shutoff, host_name(rec->owner), rec->epoch, proto::kDomainHostFenced};
     const std::string why = host_name(rec->owner) + " was confirmed fenced by " + hosts_[rec->owner].confirmed_by;
@@ -756,6 +803,15 @@ void ClusterEngine::on_request(TimeMs now, const RequestIn& r, Out& out) {
       default: break;  // on: start it where it is defined (below)
     }
   }
+  if (target == 0 && (!active.empty() || (rec && rec->owner != 0)))
+    return reply(out, r, nullptr, Status::failure, errc::operation_failed,
+                 "owner of " + name + " cannot be reached from this partition");
+  if (target == 0 && a != Action::on && !view_complete())
+    // No host ever ran it (as far as this replica knows): "shut off where it is defined" is evidence only when
+    // every configured host is here with its libvirt, or confirmed fenced (safety-design.md §1, evidence c).
+    return reply(out, r, nullptr, Status::failure, errc::operation_failed,
+                 name + " has no known owner and not every configured host is present, so its state cannot be "
+                        "proven (configure [cluster] nodes)");
   if (target == 0) {
     for (NodeId m : members_) {
       const auto& hr = hosts_[m];
@@ -787,11 +843,12 @@ void ClusterEngine::on_request(TimeMs now, const RequestIn& r, Out& out) {
   // The executing host gets a little less time, so its answer can still reach us before our deadline.
   m.budget_ms = budget > 200 ? budget - 100 : budget;
   m.key_name = key_name(r.key);
+  m.epoch = rec ? rec->epoch : 0;
   out.push_back(Audit{"decision",
                       {{"request", r.id}, {"domain", name}, {"uuid", u->str()}, {"decision", "route"},
                        {"reason", "runs on " + host_name(target)}},
                       false});
-  remote_[r.id] = Remote{r, target, *u, name, now + budget};
+  remote_[r.id] = Remote{r, target, *u, name, now + budget, rec ? rec->owner : 0, rec ? rec->epoch : 0};
   out.push_back(SendMsg{std::move(m)});
 }
 

@@ -30,6 +30,9 @@ struct ClusterIdentity {
   std::string hostname;
   std::uint64_t incarnation = 0;  ///< unique per vguardd start (e.g. boot time in ms)
   bool pacemaker_history = false; ///< confirm lost hosts from Pacemaker's fencing history
+  /// The cluster's hosts (corosync node ids), from [cluster] nodes. Without it the view can never be known to
+  /// be complete, so "shut off where it is defined" is never taken as evidence for a domain without an owner.
+  std::set<NodeId> configured;
 };
 
 // Cluster inputs.
@@ -83,12 +86,16 @@ class ClusterEngine {
     Uuid uuid;
     std::string name;
     TimeMs deadline = 0;
+    NodeId owner = 0;         // the domain's owner when routed
+    std::uint64_t epoch = 0;  // and its epoch: the answer counts only if both are unchanged
   };
   struct Execution {  // a FENCE we carry out for another member
     NodeId requester = 0;
     std::uint64_t request = 0;
     Uuid uuid;
+    std::uint64_t epoch = 0;  // routed epoch, echoed in FENCE_DONE
   };
+  [[nodiscard]] bool view_complete() const;
 
   void on_request(TimeMs now, const RequestIn& r, Out& out);
   void on_view(const View& v, Out& out);

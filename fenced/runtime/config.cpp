@@ -148,7 +148,8 @@ Result<DaemonConfig> load_config(const std::string& path) {
       ("cluster.group", po::value<std::string>())             //
       ("cluster.key_file", po::value<std::string>())          //
       ("cluster.hostname", po::value<std::string>())          //
-      ("cluster.pacemaker_history", po::value<std::string>());
+      ("cluster.pacemaker_history", po::value<std::string>())  //
+      ("cluster.nodes", po::value<std::string>());
 
   po::parsed_options parsed(&desc);
   try {
@@ -254,6 +255,16 @@ Result<DaemonConfig> load_config(const std::string& path) {
       } else {
         return config_error(path, line, "bad value '" + value + "' for pacemaker_history: expected yes or no");
       }
+    } else if (name == "cluster.nodes") {
+      std::string item;
+      std::istringstream items(value);
+      while (std::getline(items, item, ',')) {
+        item = trim(item);
+        auto id = parse_number<std::uint32_t>(path, line, "nodes", item, 1, 0xfffffffeU);
+        if (!id) return id.error();
+        c.nodes.push_back(*id);
+      }
+      if (c.nodes.empty()) return config_error(path, line, "nodes needs at least one corosync node id");
     } else if (name == "cluster.group") {
       if (value.empty() || value.size() > 127) return config_error(path, line, "group must be 1 to 127 characters");
       if (value == "fence-agents")

@@ -38,6 +38,7 @@ struct DaemonConfig {
   proto::Key cluster_key;
   std::string hostname;                  ///< this host's name in the cluster (default: the system host name)
   bool pacemaker_history = false;        ///< confirm lost hosts from Pacemaker's fencing history
+  std::vector<std::uint32_t> nodes;      ///< the cluster's hosts as corosync node ids ([cluster] nodes)
 
   /// The engine's view of it.
   [[nodiscard]] Policy policy() const;

@@ -57,13 +57,15 @@ void put(Writer& w, const HostRecord& h) {
   w.u32(h.losses);
   w.u32(h.confirmed_loss);
   w.str(clip(h.confirmed_by));
+  u64(w, h.confirmed_incarnation);
+  u64(w, h.confirmed_seq);
   w.u8(h.facts ? 1 : 0);
   if (h.facts) put(w, *h.facts);
 }
 bool get(Reader& r, HostRecord& h) {
   std::uint8_t has = 0;
   if (!r.u32(h.id) || !r.str(h.hostname) || !r.u32(h.losses) || !r.u32(h.confirmed_loss) || !r.str(h.confirmed_by) ||
-      !r.u8(has) || has > 1)
+      !u64(r, h.confirmed_incarnation) || !u64(r, h.confirmed_seq) || !r.u8(has) || has > 1)
     return false;
   if (has) {
     h.facts.emplace();
@@ -83,6 +85,8 @@ struct Encoder {
     w.u32(m.from);
     u64(w, m.incarnation);
     w.u8(m.has_state ? 1 : 0);
+    w.u32(static_cast<std::uint32_t>(m.view.size()));
+    for (NodeId v : m.view) w.u32(v);
     w.u32(static_cast<std::uint32_t>(m.hosts.size()));
     for (const auto& h : m.hosts) put(w, h);
     w.u32(static_cast<std::uint32_t>(m.domains.size()));
@@ -103,6 +107,7 @@ struct Encoder {
     w.u8(static_cast<std::uint8_t>(m.action));
     w.u32(m.budget_ms);
     w.str(clip(m.key_name));
+    u64(w, m.epoch);
   }
   void operator()(const MsgFenceDone& m) {
     w.u8(static_cast<std::uint8_t>(Type::fence_done));
@@ -120,6 +125,8 @@ struct Encoder {
     w.u32(m.host);
     w.u32(m.loss);
     w.str(clip(m.by));
+    u64(w, m.facts_incarnation);
+    u64(w, m.facts_seq);
   }
 };
 
@@ -137,8 +144,13 @@ Result<ClusterMsg> decode_body(Reader& r) {
       MsgSync m;
       std::uint8_t has = 0;
       std::uint32_t nh = 0, nd = 0;
-      if (!r.u32(m.from) || !u64(r, m.incarnation) || !r.u8(has) || has > 1 || !r.u32(nh) || nh > 65536)
+      std::uint32_t nv = 0;
+      if (!r.u32(m.from) || !u64(r, m.incarnation) || !r.u8(has) || has > 1 || !r.u32(nv) || nv > 65536)
         return truncated("SYNC");
+      m.view.resize(nv);
+      for (auto& v : m.view)
+        if (!r.u32(v)) return truncated("SYNC view");
+      if (!r.u32(nh) || nh > 65536) return truncated("SYNC");
       m.has_state = has == 1;
       m.hosts.resize(nh);
       for (auto& h : m.hosts)
@@ -155,7 +167,7 @@ Result<ClusterMsg> decode_body(Reader& r) {
       MsgFence m;
       std::uint8_t a = 0;
       if (!r.u32(m.requester) || !u64(r, m.request) || !r.u32(m.target_host) || !r.bytes(m.uuid.bytes) || !r.u8(a) ||
-          !r.u32(m.budget_ms) || !r.str(m.key_name))
+          !r.u32(m.budget_ms) || !r.str(m.key_name) || !u64(r, m.epoch))
         return truncated("FENCE");
       if (!action_known(a)) return make_error(errc::unknown_action, "FENCE action " + std::to_string(a));
       m.action = static_cast<Action>(a);
@@ -172,7 +184,8 @@ Result<ClusterMsg> decode_body(Reader& r) {
     }
     case Type::confirm_fenced: {
       MsgConfirmFenced m;
-      if (!r.u32(m.host) || !r.u32(m.loss) || !r.str(m.by)) return truncated("CONFIRM_FENCED");
+      if (!r.u32(m.host) || !r.u32(m.loss) || !r.str(m.by) || !u64(r, m.facts_incarnation) || !u64(r, m.facts_seq))
+        return truncated("CONFIRM_FENCED");
       return ClusterMsg{std::move(m)};
     }
   }

@@ -47,6 +47,8 @@ struct HostRecord {
   std::uint32_t losses = 0;            ///< how many times it left the membership (its current loss = losses)
   std::uint32_t confirmed_loss = 0;    ///< the loss number confirmed fenced (== losses: confirmed now)
   std::string confirmed_by;            ///< who confirmed, for the record
+  std::uint64_t confirmed_incarnation = 0;  ///< the host's last FACTS (incarnation, seq) the confirmer saw:
+  std::uint64_t confirmed_seq = 0;          ///< newer FACTS (it ran again somewhere) void the confirmation
   std::optional<Facts> facts;          ///< its last FACTS
   friend bool operator==(const HostRecord&, const HostRecord&) = default;
 };
@@ -68,6 +70,7 @@ struct MsgSync {
   NodeId from = 0;
   std::uint64_t incarnation = 0;
   bool has_state = false;  ///< carries the replicated tables (one member per previously synced group does)
+  std::vector<NodeId> view;  ///< the members of the view it was built for (a SYNC counts only in that view)
   std::vector<HostRecord> hosts;
   std::vector<DomainRecord> domains;
   Facts facts;  ///< the sender's own fresh FACTS
@@ -80,7 +83,8 @@ struct MsgFence {
   Uuid uuid;
   Action action = Action::status;
   std::uint32_t budget_ms = 0;
-  std::string key_name;  ///< who asked, for the executing host's log
+  std::string key_name;       ///< who asked, for the executing host's log
+  std::uint64_t epoch = 0;    ///< the domain's epoch when it was routed; the executor refuses another one
 };
 /// The executing host's answer.
 struct MsgFenceDone {
@@ -91,13 +95,15 @@ struct MsgFenceDone {
   Status status = Status::failure;
   std::uint16_t error = 0;
   std::string message;
-  std::uint64_t epoch = 0;  ///< the domain's epoch when the executing host answered
+  std::uint64_t epoch = 0;  ///< the routed epoch (echoed from FENCE)
 };
 /// An administrator (or Pacemaker) confirmed that a lost host was power-fenced for its loss number `loss`.
 struct MsgConfirmFenced {
   NodeId host = 0;
   std::uint32_t loss = 0;
   std::string by;
+  std::uint64_t facts_incarnation = 0;  ///< the host's last FACTS the confirmer saw (0/0: none)
+  std::uint64_t facts_seq = 0;
 };
 
 using ClusterMsg = std::variant<MsgFacts, MsgSync, MsgFence, MsgFenceDone, MsgConfirmFenced>;

@@ -332,6 +332,7 @@ request_timeout = 10
 enabled = yes
 key_file = $VG_IT/cluster.key
 hostname = h$i
+nodes = $(seq -s, 1 "$CL_N")
 ${CL_EXTRA_CLUSTER_CONF:-}
 [key.guests]
 file = $VG_IT/guest.key

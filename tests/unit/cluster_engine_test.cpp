@@ -58,7 +58,8 @@ struct Node final : BusListener {
   Node(Cluster& cl, NodeId n, std::map<Uuid, DomainInfo> m) : c(cl), id(n), model(std::move(m)) { reset_engine(); }
   void reset_engine() {
     Policy p;
-    engine = std::make_unique<ClusterEngine>(ClusterIdentity{id, "h" + std::to_string(id), incarnation}, p);
+    engine = std::make_unique<ClusterEngine>(
+        ClusterIdentity{id, "h" + std::to_string(id), incarnation, false, {1, 2, 3}}, p);
   }
   void feed(ClusterInput in) { run(engine->handle(ClusterEvent{c.now, std::move(in)})); }
   void connect_libvirt() {
@@ -370,7 +371,7 @@ TEST(ClusterMsg, RoundTripAndRefusals) {
   s.from = 2;
   s.incarnation = 7;
   s.has_state = true;
-  s.hosts.push_back({3, "h3", 2, 1, "root", proto::Facts{3, "h3", 1, 9, true, {{kD1, "d1", PowerState::running, false}}}});
+  s.hosts.push_back({3, "h3", 2, 1, "root", 1, 9, proto::Facts{3, "h3", 1, 9, true, {{kD1, "d1", PowerState::running, false}}}});
   s.domains.push_back({kD1, "d1", 3, 4});
   s.facts = proto::Facts{2, "h2", 7, 1, true, {{kD2, "d2", PowerState::paused, false}}};
   const auto bytes = proto::encode_cluster(kClusterKeyId, kClusterKey, s);
@@ -484,7 +485,8 @@ TEST(ClusterHistory, OnlyAFenceAfterTheLossConfirmsIt) {
   Cluster c(11);
   standard(c);
   for (NodeId n : {1u, 2u, 3u}) {
-    c[n].engine = std::make_unique<ClusterEngine>(ClusterIdentity{n, "h" + std::to_string(n), 9, true}, Policy{});
+    c[n].engine =
+        std::make_unique<ClusterEngine>(ClusterIdentity{n, "h" + std::to_string(n), 9, true, {1, 2, 3}}, Policy{});
     c[n].connect_libvirt();
   }
   c.hub.kill(1);
@@ -515,6 +517,127 @@ TEST(ClusterHistory, OnlyAFenceAfterTheLossConfirmsIt) {
   c.settle();
   EXPECT_TRUE(c[2].engine->confirmed(3));
   expect_converged(c);
+}
+}  // namespace
+}  // namespace vguard::fenced
+namespace vguard::fenced {
+namespace {
+// R1: a SYNC delayed past the next confchg is counted as the sender's SYNC of the new view.
+TEST(ClusterReview, StaleSyncForgetsALoss) {
+  Cluster c(5);
+  c.add(1, doms({{kD1, "d1", PowerState::running}, {kD2, "d2", PowerState::shutoff}}));
+  c.add(2, doms({{kD2, "d2", PowerState::running}}));
+  c.add(3, doms({{kD3, "d3", PowerState::shutoff}}));
+  c.settle();
+  ASSERT_EQ(c[1].engine->domains().at(kD2).owner, 2u);
+  c.hub.delay_next_past_view(1);  // h1's SYNC for the next view is late
+  c.hub.crash(3);
+  c.settle();
+  c.hub.crash(2);  // d2 keeps running on h2 (ground truth)
+  c.settle();
+  ASSERT_TRUE(c[1].engine->synced());
+  EXPECT_TRUE(c[1].engine->lost(2)) << "h2 left and is not confirmed";
+  auto r = c[1].call(Action::status, "d2");
+  EXPECT_NE(r.status, Status::off) << r.message;
+}
+// R2: the FENCE is not pinned to the epoch it was routed at.
+TEST(ClusterReview, FenceDoneAfterStartElsewhere) {
+  Cluster c(5);
+  c.add(1, doms({{kD1, "d1", PowerState::running}}));
+  c.add(2, doms({{kD2, "d2", PowerState::running}}));
+  c.add(3, doms({{kD2, "d2", PowerState::shutoff}}));
+  c.settle();
+  c[2].set_state(kD2, PowerState::shutoff);  // clean stop on h2, still owner
+  c.settle();
+  c[3].set_state(kD2, PowerState::running);  // started on h3: FACTS ordered, not yet delivered at h1
+  const auto rid = c[1].ask(Action::off, "d2");  // routed to h2 from h1's map
+  c.settle();
+  ASSERT_TRUE(c[1].replies.count(rid));
+  const bool ok = c[1].replies[rid].status == Status::success;
+  EXPECT_FALSE(ok && c[3].model[kD2].state == PowerState::running)
+      << "off=success while d2 runs on h3: " << c[1].replies[rid].message;
+}
+// R3: a member reporting it active hides the lost owner.
+TEST(ClusterReview, ActiveMemberHidesLostOwner) {
+  Cluster c(5);
+  c.add(1, doms({{kD1, "d1", PowerState::running}}));
+  c.add(2, doms({{kD2, "d2", PowerState::running}}));
+  c.add(3, doms({{kD3, "d3", PowerState::shutoff}}));
+  c.settle();
+  c[3].model[kD2] = {kD2, "d2", PowerState::paused};  // incoming migration on h3
+  c[3].feed(HvDomain{c[3].model[kD2]});
+  c.settle();
+  c.hub.partition({{1, 3}, {2}});
+  c.settle();
+  auto r = c[1].call(Action::off, "d2");
+  EXPECT_FALSE(r.status == Status::success && c[2].model[kD2].state == PowerState::running)
+      << "off=success while d2 runs on lost h2: " << r.message;
+}
+// R4: a host whose vguardd never joined is unknown, not lost: a defined-but-off copy elsewhere answers "off".
+TEST(ClusterReview, NeverSeenHostIsNotLost) {
+  Cluster c(5);
+  c.add(1, doms({{kD1, "d1", PowerState::running}, {kD3, "d3", PowerState::shutoff}}));
+  c.add(2, doms({{kD2, "d2", PowerState::running}}));
+  c.settle();
+  // h3 runs d3 but its vguardd is not in the group (not started yet / crashed before the first SYNC).
+  auto r = c[1].call(Action::status, "d3");
+  EXPECT_NE(r.status, Status::off) << r.message;
+}
+// R5: loss numbers diverge between partitions; a confirmation of one side's loss N covers the other side's.
+TEST(ClusterReview, DivergentLossCounters) {
+  Cluster c(5);
+  c.add(1, doms({{kD1, "d1", PowerState::running}}));
+  c.add(2, doms({{kD2, "d2", PowerState::running}, {kD3, "d3", PowerState::shutoff}}));
+  c.add(3, doms({{kD3, "d3", PowerState::running}}));
+  c.settle();
+  c.hub.partition({{1, 3}, {2}});  // h2 side: losses[3]=1
+  c.settle();
+  c.hub.partition({{1}, {2}, {3}});  // h1 side: losses[3]=1
+  c.settle();
+  c.hub.partition({{1, 3}, {2}});
+  c.settle();
+  c.hub.partition({{1}, {2}, {3}});  // h1 side: losses[3]=2; h2 side still 1
+  c.settle();
+  // Admin really power-cycles h3, then confirms on h1 (loss 2).
+  c[3].model[kD3].state = PowerState::shutoff;
+  EXPECT_EQ(c[1].call(Action::confirm_fenced, "h3").status, Status::success);
+  c.hub.kill(3);
+  c.settle();
+  c[3].incarnation = 2;
+  c[3].reset_engine();
+  c.hub.partition({{1}, {2, 3}});
+  c.hub.restart(3);
+  c[3].connect_libvirt();
+  c.settle();
+  c[3].set_state(kD3, PowerState::running);  // h3 runs d3 again, seen by h2 (quorate side)
+  c.settle();
+  c.hub.partition({{1, 2}, {3}});  // h3 away from h2: h2 side losses[3]=2, unconfirmed
+  c.settle();
+  for (NodeId n : {1u,2u}) { auto& h=c[n].engine->hosts().at(3); printf("h%u: losses=%u conf=%u owner=%u members=%zu lost=%d confirmed=%d\n", n, h.losses, h.confirmed_loss, c[n].engine->domains().at(kD3).owner, c[n].engine->members().size(), c[n].engine->lost(3), c[n].engine->confirmed(3)); }
+  auto r = c[2].call(Action::status, "d3");
+  EXPECT_NE(r.status, Status::off) << "d3 runs on h3: " << r.message;
+  expect_converged(c);
+}
+// R6: minority partition answers "off" from a confirmation while the majority restarted the domain.
+TEST(ClusterReview, MinorityOffFromStaleConfirmation) {
+  Cluster c(5);
+  c.add(1, doms({{kD1, "d1", PowerState::running}}));
+  c.add(2, doms({{kD3, "d3", PowerState::shutoff}}));
+  c.add(3, doms({{kD3, "d3", PowerState::running}}));
+  c.add(4, {});
+  c.add(5, {});
+  c.settle();
+  c.hub.crash(3);
+  c.settle();
+  c[3].model[kD3].state = PowerState::shutoff;  // really powered off
+  EXPECT_EQ(c[1].call(Action::confirm_fenced, "h3").status, Status::success);
+  c.hub.partition({{1}, {2, 4, 5}});
+  c.settle();
+  EXPECT_EQ(c[2].call(Action::hook_prepare, kD3.str()).status, Status::success);
+  c[2].set_state(kD3, PowerState::running);
+  c.settle();
+  auto r = c[1].call(Action::status, "d3");
+  EXPECT_NE(r.status, Status::off) << "d3 runs on h2: " << r.message;
 }
 }  // namespace
 }  // namespace vguard::fenced

@@ -107,12 +107,15 @@ TEST(Listen, Parse) {
 namespace vguard::fenced {
 namespace {
 TEST_F(ConfigTest, ClusterSection) {
-  auto c = load_config(write("[cluster]\nenabled = yes\nkey_file = " + key_path + "\nhostname = hv1\npacemaker_history = yes\n"));
+  auto c = load_config(write("[cluster]\nenabled = yes\nkey_file = " + key_path +
+                             "\nhostname = hv1\npacemaker_history = yes\nnodes = 1, 2,3\n"));
   ASSERT_TRUE(c) << c.error().message();
   EXPECT_TRUE(c->cluster);
   EXPECT_TRUE(c->pacemaker_history);
   EXPECT_EQ(c->hostname, "hv1");
   EXPECT_EQ(c->cluster_group, "vguard");
+  EXPECT_EQ(c->nodes, (std::vector<std::uint32_t>{1, 2, 3}));
+  EXPECT_NE(error_of("[cluster]\nnodes = 1,x\n").find(":2: bad value 'x' for nodes"), std::string::npos);
   EXPECT_NE(error_of("[cluster]\nenabled = yes\n").find("needs key_file"), std::string::npos);
   EXPECT_NE(error_of("[cluster]\ngroup = fence-agents\n").find("fence_virtd"), std::string::npos);
   EXPECT_NE(error_of("[cluster]\npacemaker_history = maybe\n").find(":2: bad value 'maybe'"), std::string::npos);
