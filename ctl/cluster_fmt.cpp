@@ -1,5 +1,7 @@
 #include "cluster_fmt.h"
 
+#include "status.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -9,16 +11,6 @@
 
 namespace vguard::ctl {
 namespace {
-
-// Names come from the hypervisor and from other hosts; keep terminal control characters out of the table.
-std::string printable(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f) c = '?';
-  }
-  return out;
-}
 
 std::string or_dash(std::string s) { return s.empty() ? std::string("-") : s; }
 

@@ -6,9 +6,7 @@
 #include <boost/json/serialize.hpp>
 
 namespace vguard::ctl {
-namespace {
 
-// Names come from the hypervisor; keep terminal control characters out of the table.
 std::string printable(std::string_view s) {
   std::string out(s);
   for (char& c : out) {
@@ -17,8 +15,6 @@ std::string printable(std::string_view s) {
   }
   return out;
 }
-
-}  // namespace
 
 Result<std::vector<proto::DomainEntry>> domains_from_response(const proto::Response& r) {
   if (r.status == proto::Status::success) return r.domains;

@@ -11,6 +11,9 @@ namespace vguard::ctl {
 
 inline constexpr std::string_view kDefaultSocket = "/run/vguard/vguardd.sock";
 
+/// s with terminal control characters replaced by '?': names come from the hypervisor and from other hosts.
+std::string printable(std::string_view s);
+
 /// The domains of a list_status answer. Errors: errc::operation_failed (or the errc the daemon sent) with the
 /// daemon's message when the answer's status is not success.
 Result<std::vector<proto::DomainEntry>> domains_from_response(const proto::Response& r);
