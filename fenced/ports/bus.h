@@ -14,6 +14,18 @@ using NodeId = std::uint32_t;
 /// Why a member left a view (corosync's CPG_REASON_* numbering).
 enum class LeaveReason : std::uint8_t { join = 1, leave = 2, nodedown = 3, nodeup = 4, procdown = 5 };
 
+/// "join", "leave", "nodedown", "nodeup", "procdown" (for logs and test output).
+inline const char* leave_reason_name(LeaveReason r) {
+  switch (r) {
+    case LeaveReason::join: return "join";
+    case LeaveReason::leave: return "leave";
+    case LeaveReason::nodedown: return "nodedown";
+    case LeaveReason::nodeup: return "nodeup";
+    case LeaveReason::procdown: return "procdown";
+  }
+  return "?";
+}
+
 /// One membership view as delivered by a confchg.
 struct View {
   std::vector<NodeId> members;  ///< sorted, distinct node ids

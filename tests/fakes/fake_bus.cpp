@@ -9,21 +9,6 @@ namespace vguard::fenced {
 
 namespace {
 
-const char* reason_name(LeaveReason r) {
-  switch (r) {
-    case LeaveReason::join:
-      return "join";
-    case LeaveReason::leave:
-      return "leave";
-    case LeaveReason::nodedown:
-      return "nodedown";
-    case LeaveReason::nodeup:
-      return "nodeup";
-    case LeaveReason::procdown:
-      return "procdown";
-  }
-  return "?";
-}
 
 std::string join_ids(const std::vector<NodeId>& ids) {
   std::string s;
@@ -43,7 +28,7 @@ std::string render(const View& v) {
     for (const auto& [id, why] : v.left) {
       if (!first) s += ',';
       first = false;
-      s += std::to_string(id) + ':' + reason_name(why);
+      s += std::to_string(id) + ':' + leave_reason_name(why);
     }
   }
   return s;

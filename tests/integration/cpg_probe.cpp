@@ -37,16 +37,6 @@ using vguard::fenced::LeaveReason;
 using vguard::fenced::NodeId;
 using vguard::fenced::View;
 
-const char* reason_name(LeaveReason r) {
-  switch (r) {
-    case LeaveReason::join: return "join";
-    case LeaveReason::leave: return "leave";
-    case LeaveReason::nodedown: return "nodedown";
-    case LeaveReason::nodeup: return "nodeup";
-    case LeaveReason::procdown: return "procdown";
-  }
-  return "?";
-}
 
 std::string ids(const std::vector<NodeId>& v) {
   std::string s;
@@ -71,7 +61,7 @@ class Probe final : public BusListener {
   }
   void on_view(const View& v) override {
     std::string left;
-    for (const auto& [n, r] : v.left) left += (left.empty() ? "" : ",") + std::to_string(n) + "(" + reason_name(r) + ")";
+    for (const auto& [n, r] : v.left) left += (left.empty() ? "" : ",") + std::to_string(n) + "(" + leave_reason_name(r) + ")";
     line("VIEW members=" + ids(v.members) + " joined=" + ids(v.joined) + " left=" + left);
     if (!sent_ && v.members.size() >= min_members_) {
       sent_ = true;

@@ -178,16 +178,6 @@ std::optional<LeaveReason> to_reason(uint32_t r) {
   }
 }
 
-std::string_view reason_name(LeaveReason r) {
-  switch (r) {
-    case LeaveReason::join: return "join";
-    case LeaveReason::leave: return "leave";
-    case LeaveReason::nodedown: return "nodedown";
-    case LeaveReason::nodeup: return "nodeup";
-    case LeaveReason::procdown: return "procdown";
-  }
-  return "?";
-}
 
 // Node-level view from CPG's process-level lists: a node is a member while any of its processes is; it joined
 // when all of its member entries are new; it left when none of its processes remains.
@@ -455,7 +445,7 @@ struct CpgBus::Impl : std::enable_shared_from_this<CpgBus::Impl> {
     try {
       const View v = build_view(members, n_members, left, n_left, joined, n_joined);
       std::string lefts;
-      for (const auto& [n, r] : v.left) lefts += fmt::format("{}{}({})", lefts.empty() ? "" : ",", n, reason_name(r));
+      for (const auto& [n, r] : v.left) lefts += fmt::format("{}{}({})", lefts.empty() ? "" : ",", n, leave_reason_name(r));
       VG_LOG(self->log, Level::notice, kSubsys, "view of group {}: members {} | joined={} left={}", self->group,
              join_ids(v.members), join_ids(v.joined), lefts);
       if (self->listener) self->listener->on_view(v);
