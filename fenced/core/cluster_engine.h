@@ -25,6 +25,16 @@
 
 namespace vguard::fenced {
 
+/// The start guard's configurable reactions ([guard] in vguard.conf).
+struct GuardPolicy {
+  /// One UUID active on two hosts outside a migration hand-over: always an alarm; then optionally the copy
+  /// that is not the recorded owner's (the lower epoch) is paused or destroyed by its own host.
+  enum class Duplicate { alert, pause, destroy } duplicate = Duplicate::alert;
+  /// At libvirtd restart ("reconnect begin"), a domain running here that another host owns: alarm only, or
+  /// refuse the reconnect (libvirt then kills this copy).
+  enum class Reconnect { alert, refuse } reconnect = Reconnect::alert;
+};
+
 struct ClusterIdentity {
   NodeId self = 0;
   std::string hostname;
@@ -33,6 +43,7 @@ struct ClusterIdentity {
   /// The cluster's hosts (corosync node ids), from [cluster] nodes. Without it the view can never be known to
   /// be complete, so "shut off where it is defined" is never taken as evidence for a domain without an owner.
   std::set<NodeId> configured;
+  GuardPolicy guard;
 };
 
 // Cluster inputs.

@@ -104,6 +104,11 @@ struct DoStart {
   std::uint64_t op = 0;
   Uuid uuid;
 };
+/// Pause the domain (duplicate policy "pause"); answer OpDone{op} once the hypervisor reports it paused.
+struct DoPause {
+  std::uint64_t op = 0;
+  Uuid uuid;
+};
 /// Ask the hypervisor for the domain's current state; answer OpDone{op, ok, state}.
 struct DoQuery {
   std::uint64_t op = 0;
@@ -123,7 +128,8 @@ struct QueryFenceHistory {
   std::uint32_t host = 0;
   std::string name;
 };
-using Command = std::variant<Audit, LogLine, DoDestroy, DoStart, DoQuery, Reply, SendMsg, QueryFenceHistory>;
+using Command =
+    std::variant<Audit, LogLine, DoDestroy, DoStart, DoPause, DoQuery, Reply, SendMsg, QueryFenceHistory>;
 
 class Engine {
  public:

@@ -56,6 +56,9 @@ class Hypervisor {
   /// (or gone, for a transient domain). Idempotent: already shut off is success.
   /// errc::no_such_domain, errc::operation_failed, errc::hypervisor_unreachable.
   virtual Result<void> destroy(const Uuid& u) = 0;
+  /// Pauses (suspends) an active domain; returns once the hypervisor reports it paused. Idempotent: already
+  /// paused is success. Same errors as destroy.
+  virtual Result<void> suspend(const Uuid& u) = 0;
   /// Starts a defined domain. Idempotent: already active is success. Same errors as destroy.
   virtual Result<void> start(const Uuid& u) = 0;
 };

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "cluster_engine.h"
 #include "engine.h"
 #include "key.h"
 #include "result.h"
@@ -39,6 +40,15 @@ struct DaemonConfig {
   std::string hostname;                  ///< this host's name in the cluster (default: the system host name)
   bool pacemaker_history = false;        ///< confirm lost hosts from Pacemaker's fencing history
   std::vector<std::uint32_t> nodes;      ///< the cluster's hosts as corosync node ids ([cluster] nodes)
+
+  // [guard]: duplicate_policy = alert|pause|destroy, reconnect_policy = alert|refuse
+  GuardPolicy guard;
+  // [hook] (read by vguard-hook; validated here): what the hook does when vguardd cannot be asked, per
+  // operation: true = refuse (fail closed).
+  bool hook_refuse_prepare = true;
+  bool hook_refuse_migrate = true;
+  bool hook_refuse_restore = true;
+  bool hook_refuse_reconnect = false;
 
   /// The engine's view of it.
   [[nodiscard]] Policy policy() const;

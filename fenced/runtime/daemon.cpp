@@ -185,6 +185,8 @@ struct Daemon::Impl final : HypervisorListener, BusListener {
         run_op(d->op, audit_failed, audit_error, [this, u = d->uuid] { return to_done(hv.destroy(u)); });
       } else if (const auto* s = std::get_if<DoStart>(&c)) {
         run_op(s->op, audit_failed, audit_error, [this, u = s->uuid] { return to_done(hv.start(u)); });
+      } else if (const auto* pz = std::get_if<DoPause>(&c)) {
+        run_op(pz->op, audit_failed, audit_error, [this, u = pz->uuid] { return to_done(hv.suspend(u)); });
       } else if (const auto* q = std::get_if<DoQuery>(&c)) {
         run_op(q->op, audit_failed, audit_error, [this, u = q->uuid] {
           auto st = hv.state(u);

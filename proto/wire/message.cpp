@@ -46,6 +46,8 @@ std::optional<Action> action_from_name(std::string_view n) {
   if (n == "hook-release") return Action::hook_release;
   if (n == "confirm-fenced") return Action::confirm_fenced;
   if (n == "hosts") return Action::hosts;
+  if (n == "hook-migrate") return Action::hook_migrate;
+  if (n == "hook-reconnect") return Action::hook_reconnect;
   return std::nullopt;
 }
 
@@ -62,12 +64,14 @@ std::string_view action_name(Action a) {
     case Action::hook_release: return "hook-release";
     case Action::confirm_fenced: return "confirm-fenced";
     case Action::hosts: return "hosts";
+    case Action::hook_migrate: return "hook-migrate";
+    case Action::hook_reconnect: return "hook-reconnect";
   }
   return "?";
 }
 
 bool action_known(std::uint8_t v) {
-  return (v >= 1 && v <= 7) || (v >= 16 && v <= 19);
+  return (v >= 1 && v <= 7) || (v >= 16 && v <= 21);
 }
 
 std::string_view power_state_name(PowerState s) {

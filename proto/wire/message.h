@@ -48,6 +48,8 @@ enum class Action : std::uint8_t {
   hook_release = 17,  ///< vguard-hook: the domain stopped here
   confirm_fenced = 18,  ///< vguardctl host confirm-fenced HOST (control socket only; target = host name or id)
   hosts = 19,           ///< vguardctl hosts: membership, quorum, lost and fenced hosts
+  hook_migrate = 20,    ///< vguard-hook on a migration's target ("migrate begin"): may it come here?
+  hook_reconnect = 21,  ///< vguard-hook at libvirtd restart ("reconnect begin"): may this copy keep running?
 };
 /// "off", "reboot", ... ; nullopt for an unknown name.
 std::optional<Action> action_from_name(std::string_view name);

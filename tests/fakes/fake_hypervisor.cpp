@@ -213,6 +213,31 @@ Result<void> FakeHypervisor::destroy(const Uuid& u) {
   return {};
 }
 
+Result<void> FakeHypervisor::suspend(const Uuid& u) {
+  bool lost = false;
+  std::optional<Error> err;
+  std::optional<DomainInfo> event;
+  {
+    std::lock_guard lk(mu_);
+    err = enter("suspend " + u.str(), &lost);
+    if (!err) {
+      auto it = domains_.find(u);
+      if (it == domains_.end()) {
+        err = make_error(errc::no_such_domain, "fake: domain " + u.str());
+      } else if (it->second.state == proto::PowerState::shutoff) {
+        err = make_error(errc::operation_failed, "fake: domain " + u.str() + " is shut off");
+      } else if (it->second.state != proto::PowerState::paused) {
+        it->second.state = proto::PowerState::paused;
+        event = it->second;
+      }
+    }
+  }
+  if (lost) notify_lost(*err);
+  if (err) return *err;
+  if (event) notify_event(*event);
+  return {};
+}
+
 Result<void> FakeHypervisor::start(const Uuid& u) {
   bool lost = false;
   std::optional<Error> err;

@@ -78,6 +78,7 @@ class FakeHypervisor final : public Hypervisor {
   Result<std::vector<DomainInfo>> list_domains() override;
   Result<proto::PowerState> state(const Uuid& u) override;
   Result<void> destroy(const Uuid& u) override;
+  Result<void> suspend(const Uuid& u) override;
   Result<void> start(const Uuid& u) override;
 
  private:

@@ -490,6 +490,27 @@ Result<void> LibvirtHypervisor::destroy(const Uuid& u) {
   }
 }
 
+Result<void> LibvirtHypervisor::suspend(const Uuid& u) {
+  ConnectPtr c = impl_->acquire();
+  if (!c) return impl_->not_connected();
+  auto looked = impl_->lookup(c.get(), u);
+  if (!looked) return looked.error();
+  const DomainPtr dom = std::move(*looked);
+  const std::string what = "suspend " + u.str();
+  auto st = impl_->get_state(c.get(), dom.get(), what);
+  if (!st) return st.error();
+  if (*st == proto::PowerState::paused) return {};
+  if (*st == proto::PowerState::shutoff) return make_error(errc::operation_failed, what + ": domain is shut off");
+  if (virDomainSuspend(dom.get()) < 0) return impl_->fail(c.get(), errc::operation_failed, what);
+  // Success means libvirt reports it paused, never merely that the call returned.
+  auto after = impl_->get_state(c.get(), dom.get(), what);
+  if (!after) return after.error();
+  if (*after != proto::PowerState::paused)
+    return make_error(errc::operation_failed,
+                      what + ": domain " + std::string(proto::power_state_name(*after)) + " after suspend");
+  return {};
+}
+
 Result<void> LibvirtHypervisor::start(const Uuid& u) {
   ConnectPtr c = impl_->acquire();
   if (!c) return impl_->not_connected();
