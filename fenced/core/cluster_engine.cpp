@@ -22,6 +22,20 @@ bool newer(const proto::Facts& a, const proto::Facts& b) {
   return std::tie(a.incarnation, a.seq) > std::tie(b.incarnation, b.seq);
 }
 
+constexpr std::uint64_t kPolicyBit = 1ULL << 62;  // op ids of duplicate-policy actions (Engine uses small ids)
+constexpr TimeMs kClaimMargin = 500;               // D_v = the hook's deadline minus this
+
+// Which of two records of one domain is later in its history (the merge keeps it): the epoch, then the
+// hand-over, then the step inside it: granted < switched < settled owner < released.
+// A record last changed by a decisive view outranks any change made since by a side that was not decisive
+// (e.g. the release of a claim that only its sender ever delivered).
+std::tuple<std::uint64_t, std::uint64_t, std::uint64_t, int> order_key(const proto::DomainRecord& d) {
+  const int rank = d.mig_phase == 1 ? 1 : d.mig_phase == 2 ? 2 : d.owner != 0 ? 3 : 4;
+  return {d.gen, d.epoch, d.mig_epoch, rank};
+}
+
+bool active_state(PowerState s) { return s != PowerState::shutoff; }
+
 }  // namespace
 
 ClusterEngine::ClusterEngine(ClusterIdentity id, Policy policy)
@@ -78,7 +92,9 @@ std::string ClusterEngine::digest() const {
   for (const auto& [h, r] : hosts_)
     s += fmt::format("h{}:{}:{}:{}:{}:{}:{};", h, r.losses, r.confirmed_loss, r.confirmed_incarnation, r.confirmed_seq,
                      r.facts ? r.facts->incarnation : 0, r.facts ? r.facts->seq : 0);
-  for (const auto& [u, d] : domains_) s += fmt::format("d{}:{}:{};", u.str(), d.owner, d.epoch);
+  for (const auto& [u, d] : domains_)
+    s += fmt::format("d{}:{}:{}:{}:{}:{}:{}:{};", u.str(), d.owner, d.epoch, d.mig_source, d.mig_target, d.mig_epoch,
+                     d.mig_phase, d.gen);
   return proto::key_id_hex(proto::key_id_of(s));
 }
 
@@ -99,15 +115,29 @@ std::vector<Command> ClusterEngine::handle(const ClusterEvent& ev) {
           forward_local(out, local_.handle(Event{ev.now, in}));
           send_facts(out);
         } else if constexpr (std::is_same_v<T, HvDomain>) {
+          auto prev = local_domains_.find(in.info.uuid);
+          const DomainInfo before = prev == local_domains_.end() ? DomainInfo{in.info.uuid, in.info.name,
+                                                                              PowerState::shutoff, false}
+                                                                 : prev->second;
           local_domains_[in.info.uuid] = in.info;
           forward_local(out, local_.handle(Event{ev.now, in}));
           send_facts(out);
+          on_local_change(before, in.info, out);
         } else if constexpr (std::is_same_v<T, HvLost>) {
           const bool was = hv_connected_;
           hv_connected_ = false;
           forward_local(out, local_.handle(Event{ev.now, in}));
           if (was) send_facts(out);
         } else if constexpr (std::is_same_v<T, OpDone> || std::is_same_v<T, Tick>) {
+          if constexpr (std::is_same_v<T, OpDone>) {
+            if (in.op & kPolicyBit) {
+              out.push_back(LogLine{in.ok ? Level::notice : Level::error,
+                                    in.ok ? "duplicate policy carried out | op=" + std::to_string(in.op & ~kPolicyBit)
+                                          : "duplicate policy failed: " + in.error});
+              out.push_back(Audit{"alarm-action", {{"ok", in.ok}, {"error", in.error}}, true});
+              return;
+            }
+          }
           forward_local(out, local_.handle(Event{ev.now, in}));
           if constexpr (std::is_same_v<T, Tick>) {
             // One member (the lowest id) watches Pacemaker's history for the lost hosts.
@@ -117,6 +147,14 @@ std::vector<Command> ClusterEngine::handle(const ClusterEvent& ev) {
               for (const auto& [h, rec] : hosts_)
                 if (lost(h)) out.push_back(QueryFenceHistory{h, rec.hostname});
             }
+            for (auto& [id, c] : claims_)
+              if (!c.answered && c.deadline <= ev.now)
+                answer_claim(c, false, "not granted by the whole cluster view before the hook's deadline", out);
+            // A claim answered no that was never delivered back to us within a minute will not be (the bus
+            // delivers our own messages or loses them with the view).
+            std::erase_if(claims_, [&](const auto& kv) {
+              return kv.second.answered && !kv.second.granted && kv.second.deadline + 60000 < ev.now;
+            });
             for (auto it = remote_.begin(); it != remote_.end();) {
               if (it->second.deadline > ev.now) {
                 ++it;
@@ -149,6 +187,12 @@ std::vector<Command> ClusterEngine::handle(const ClusterEvent& ev) {
           out.push_back(Audit{"membership", {{"event", "bus-lost"}, {"reason", in.reason}}, false});
           out.push_back(LogLine{Level::error, "cluster bus lost: " + in.reason + "; acting on own domains only"});
           fail_remotes(out, "this host lost the cluster bus (" + in.reason + ")", std::nullopt);
+          for (auto& [id, c] : claims_)
+            if (!c.answered) answer_claim(c, false, "this host lost the cluster bus (" + in.reason + ")", out);
+          // A claim we did not deliver ourselves before losing the bus is delivered by nobody; granted ones stay
+          // until the merge after the rejoin shows whether anybody holds them (then released, see after_sync).
+          std::erase_if(claims_, [](const auto& kv) { return !kv.second.granted; });
+          stateful_ = false;
         } else if constexpr (std::is_same_v<T, FenceHistoryIn>) {
           on_history(in, out);
         } else if constexpr (std::is_same_v<T, QuorumIn>) {
@@ -226,6 +270,14 @@ void ClusterEngine::on_view(const View& v, Out& out) {
     // A request routed to a host that left has no answer coming: fail it now, never success.
     fail_remotes(out, host_name(h) + " left the membership before answering", h);
   }
+  // A granted claim not yet stable must be acknowledged by the new view: after its SYNC, if the merged
+  // replica still holds the grant (safety-design.md §6: a confchg never refuses a pending hook).
+  for (auto& [id, c] : claims_)
+    if (c.granted && !c.answered) {
+      c.acks.clear();
+      ++c.round;
+      c.reconfirm = true;
+    }
   if (!in_view_) {
     synced_ = false;
     return;
@@ -249,6 +301,8 @@ void ClusterEngine::on_view(const View& v, Out& out) {
   s.incarnation = id_.incarnation;
   s.view.assign(members_.begin(), members_.end());
   s.has_state = has_state_ && carrier == id_.self;
+  s.stateful = stateful_;
+  s.gen = gen_;
   if (s.has_state) {
     for (const auto& [h, rec] : hosts_) s.hosts.push_back(rec);
     for (const auto& [u, d] : domains_) s.domains.push_back(d);
@@ -277,6 +331,7 @@ void ClusterEngine::on_message(NodeId from, const proto::ClusterMsg& m, Out& out
       auto pending = std::move(buffered_);
       buffered_.clear();
       for (const auto& [f, msg] : pending) apply(f, msg, out);
+      after_sync(out);
     }
     return;
   }
@@ -293,6 +348,8 @@ void ClusterEngine::merge(Out& out) {
             [](const proto::MsgSync& a, const proto::MsgSync& b) { return a.from < b.from; });
   std::map<NodeId, proto::HostRecord> hosts;
   std::map<Uuid, proto::DomainRecord> domains;
+  std::size_t stateful = 0;
+  std::uint64_t gen = 0;
   auto merge_host = [&](const proto::HostRecord& r) {
     auto& h = hosts[r.id];
     h.id = r.id;
@@ -312,10 +369,15 @@ void ClusterEngine::merge(Out& out) {
       for (const auto& r : s.hosts) merge_host(r);
       for (const auto& d : s.domains) {
         auto [it, fresh] = domains.emplace(d.uuid, d);
-        if (!fresh && (d.epoch > it->second.epoch || (d.epoch == it->second.epoch && d.owner < it->second.owner)))
+        // The later record in the domain's history wins; equal ones (both sides of a split that had not
+        // diverged) tie-break on the owner id, so every member picks the same.
+        if (!fresh && (order_key(d) > order_key(it->second) ||
+                       (order_key(d) == order_key(it->second) && d.owner < it->second.owner)))
           it->second = d;
       }
     }
+    if (s.stateful) ++stateful;
+    gen = std::max(gen, s.gen);
     proto::HostRecord self;
     self.id = s.from;
     self.hostname = s.facts.hostname;
@@ -324,18 +386,25 @@ void ClusterEngine::merge(Out& out) {
   }
   hosts_ = std::move(hosts);
   domains_ = std::move(domains);
-  // Members' fresh facts decide ownership, in node order (deterministic).
-  for (NodeId m : members_)
-    if (hosts_.count(m) && hosts_[m].facts) adopt_owners(*hosts_[m].facts, out);
   synced_ = true;
   has_state_ = true;
   state_peers_ = members_;
+  stateful_members_ = stateful;
+  gen_ = gen;
+  if (decisive()) {
+    ++gen_;
+    stateful_ = true;
+  }
+  // Members' fresh facts decide ownership, in node order (deterministic).
+  for (NodeId m : members_)
+    if (hosts_.count(m) && hosts_[m].facts) adopt_owners(*hosts_[m].facts, out);
+  for (const auto& [u, d] : domains_) handover_rules(u, out);
   std::size_t lost_hosts = 0;
   for (const auto& [h, r] : hosts_)
     if (lost(h)) ++lost_hosts;
   out.push_back(Audit{"sync",
-                      {{"members", members_.size()}, {"domains", domains_.size()}, {"lost_hosts", lost_hosts},
-                       {"digest", digest()}},
+                      {{"members", members_text()}, {"domains", domains_.size()}, {"lost_hosts", lost_hosts},
+                       {"stateful_members", stateful}, {"decisive", decisive()}, {"digest", digest()}},
                       false});
   out.push_back(LogLine{Level::notice, fmt::format("state synchronized: {} members, {} domains, {} lost hosts | digest={}",
                                                    members_.size(), domains_.size(), lost_hosts, digest())});
@@ -345,12 +414,35 @@ void ClusterEngine::merge(Out& out) {
 // Agreed messages
 
 void ClusterEngine::apply(NodeId from, const proto::ClusterMsg& m, Out& out) {
+  apply_one(from, m, out);
+  // A view can become decisive later in its life (a confirmation, a libvirt back): it counts from then on.
+  if (!stateful_ && decisive()) stateful_ = true;
+}
+
+void ClusterEngine::apply_one(NodeId from, const proto::ClusterMsg& m, Out& out) {
   std::visit(
       [&](const auto& msg) {
         using T = std::decay_t<decltype(msg)>;
         if constexpr (std::is_same_v<T, proto::MsgFacts>) {
           if (msg.facts.host != from) return;  // a host speaks only for itself
           apply_facts(msg.facts, out);
+        } else if constexpr (std::is_same_v<T, proto::MsgClaim>) {
+          on_claim(from, msg, out);
+        } else if constexpr (std::is_same_v<T, proto::MsgAck>) {
+          on_ack(from, msg, out);
+        } else if constexpr (std::is_same_v<T, proto::MsgReconfirm>) {
+          // Acknowledge only what this replica holds (after the merge, every member holds the same).
+          auto d = domains_.find(msg.uuid);
+          if (from == id_.self || d == domains_.end()) return;
+          const bool held = (d->second.owner == msg.requester && d->second.epoch == msg.epoch &&
+                             d->second.mig_phase == 0) ||
+                            (d->second.mig_phase == 1 && d->second.mig_target == msg.requester &&
+                             d->second.mig_epoch == msg.epoch);
+          if (held && msg.requester == from) out.push_back(SendMsg{proto::MsgAck{from, msg.request, msg.round}});
+        } else if constexpr (std::is_same_v<T, proto::MsgRelease>) {
+          on_release(from, msg, out);
+        } else if constexpr (std::is_same_v<T, proto::MsgMigrateEnd>) {
+          on_migrate_end(from, msg, out);
         } else if constexpr (std::is_same_v<T, proto::MsgFence>) {
           if (msg.target_host != id_.self || msg.requester != from) return;
           const auto cur = domains_.find(msg.uuid);
@@ -394,7 +486,8 @@ void ClusterEngine::apply(NodeId from, const proto::ClusterMsg& m, Out& out) {
             // The executing host's libvirt speaks for the domain only if nothing moved since we routed it: same
             // owner, same epoch, and no other member reports it active.
             std::string why;
-            if (msg.epoch != r.epoch || epoch != r.epoch || owner != r.owner)
+            // (Released by its owner at the same epoch is no change: the release rests on the same stop.)
+            if (msg.epoch != r.epoch || epoch != r.epoch || (owner != r.owner && owner != 0))
               why = fmt::format("ownership of {} changed during the request (epoch {} → {})", r.name, r.epoch, epoch);
             for (NodeId h : hosts_reporting_active(msg.uuid))
               if (h != from && why.empty()) why = r.name + " is reported active on " + host_name(h);
@@ -455,46 +548,568 @@ void ClusterEngine::apply_facts(const proto::Facts& f, Out& out) {
 }
 
 void ClusterEngine::adopt_owners(const proto::Facts& f, Out& out) {
-  if (!members_.count(f.host) || !f.reachable) return;  // unknown states never adopt
   for (const auto& e : f.entries) {
     auto [it, fresh] = domains_.try_emplace(e.uuid, proto::DomainRecord{e.uuid, e.name, 0, 0});
-    auto& d = it->second;
-    if (!e.name.empty()) d.name = e.name;
-    if (e.state == PowerState::shutoff || e.migrated_away || e.state == PowerState::unknown) continue;
-    if (d.owner == f.host) continue;
+    if (!e.name.empty()) it->second.name = e.name;
+  }
+  if (!members_.count(f.host) || !f.reachable) return;  // unknown states never adopt
+  for (const auto& e : f.entries) {
+    auto& d = domains_[e.uuid];
+    handover_rules(e.uuid, out);
+    if (d.mig_phase != 0) continue;  // a recorded hand-over decides who owns it (handover_rules)
+    if (e.state == PowerState::shutoff || e.migrated_away || e.state == PowerState::unknown) {
+      check_duplicate(e.uuid, out);
+      continue;
+    }
+    if (d.owner == f.host) {
+      check_duplicate(e.uuid, out);
+      continue;
+    }
+    // Active here without a grant to this host: started outside the guard (no hook, or before vguard ran).
+    // It becomes the owner only if nobody else can hold it: no owner, a confirmed-fenced one, or a member
+    // owner whose own libvirt reports it inactive. Otherwise: duplicate / lost-owner alarm, no change.
     const NodeId prev = d.owner;
     bool take = prev == 0 || confirmed(prev);
     if (!take && members_.count(prev)) {
-      // The recorded owner is a member: it moves only if the owner no longer reports it active.
       const auto& pf = hosts_[prev].facts;
       take = pf && pf->reachable && !active_in(*pf, e.uuid);
-      if (!take) {
-        out.push_back(Audit{"alarm",
-                            {{"kind", "duplicate"}, {"uuid", e.uuid.str()}, {"domain", d.name},
-                             {"hosts", fmt::format("{},{}", host_name(prev), host_name(f.host))}, {"epoch", d.epoch}},
-                            false});
-        out.push_back(LogLine{Level::error, fmt::format("DUPLICATE: {} reported active on {} and {} | uuid={} epoch={}",
-                                                        d.name, host_name(prev), host_name(f.host), e.uuid.str(),
-                                                        d.epoch)});
-        continue;
-      }
     } else if (!take) {
       out.push_back(Audit{"alarm",
                           {{"kind", "active-while-owner-lost"}, {"uuid", e.uuid.str()}, {"domain", d.name},
-                           {"owner", host_name(prev)}, {"on", host_name(f.host)}},
+                           {"owner", host_name(prev)}, {"on", host_name(f.host)}, {"epoch", d.epoch},
+                           {"members", members_text()}},
                           false});
       out.push_back(LogLine{Level::error, fmt::format("{} is active on {} while its owner {} is lost and not confirmed "
                                                       "fenced | uuid={}",
                                                       d.name, host_name(f.host), host_name(prev), e.uuid.str())});
       continue;
     }
-    d.owner = f.host;
-    ++d.epoch;
-    out.push_back(Audit{"owner",
-                        {{"uuid", e.uuid.str()}, {"domain", d.name}, {"owner", host_name(f.host)},
-                         {"previous", host_name(prev)}, {"epoch", d.epoch}},
-                        false});
+    if (take) {
+      d.owner = f.host;
+      d.epoch = std::max(d.epoch, d.mig_epoch) + 1;
+      d.gen = gen_;
+      out.push_back(Audit{"owner",
+                          {{"uuid", e.uuid.str()}, {"domain", d.name}, {"owner", host_name(f.host)},
+                           {"previous", host_name(prev)}, {"epoch", d.epoch}, {"reason", "reported active, unclaimed"},
+                           {"members", members_text()}},
+                          false});
+    }
+    check_duplicate(e.uuid, out);
   }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Start guard
+
+std::string ClusterEngine::members_text() const {
+  std::string m;
+  for (NodeId h : members_) m += (m.empty() ? "" : ",") + host_name(h);
+  return m;
+}
+
+boost::json::object ClusterEngine::claim_fields(const Uuid& u) const {
+  boost::json::object f{{"uuid", u.str()}, {"members", members_text()}};
+  if (auto it = domains_.find(u); it != domains_.end()) {
+    f["domain"] = it->second.name;
+    f["owner"] = host_name(it->second.owner);
+    f["epoch"] = it->second.epoch;
+    if (it->second.mig_phase != 0) {
+      f["migration"] = fmt::format("{}->{} phase {} mig_epoch {}", host_name(it->second.mig_source),
+                                   host_name(it->second.mig_target), it->second.mig_phase, it->second.mig_epoch);
+    }
+  }
+  return f;
+}
+
+bool ClusterEngine::all_present() const {
+  if (id_.configured.empty()) return false;
+  for (NodeId h : id_.configured) {
+    if (confirmed(h)) continue;
+    if (!members_.count(h)) return false;
+    auto it = hosts_.find(h);
+    if (it == hosts_.end() || !it->second.facts || !it->second.facts->reachable) return false;
+  }
+  return true;
+}
+
+bool ClusterEngine::decisive() const {
+  if (!in_view_ || !synced_ || id_.configured.empty()) return false;
+  return stateful_members_ * 2 > id_.configured.size() || all_present();
+}
+
+// The grant predicate (safety-design.md §5), evaluated by every member at delivery on the same replica, so
+// every member reaches the same decision. nullopt = grant.
+std::optional<std::string> ClusterEngine::refuse_claim(const proto::MsgClaim& c) const {
+  if (id_.configured.empty()) return "start claims need the cluster's hosts ([cluster] nodes)";
+  if (!decisive())
+    return fmt::format("this view is not decisive ({} of {} configured hosts stateful, not all present)",
+                       stateful_members_, id_.configured.size());
+  const NodeId req = c.requester;
+  const auto it = domains_.find(c.uuid);
+  const proto::DomainRecord d = it == domains_.end() ? proto::DomainRecord{c.uuid, c.name, 0, 0} : it->second;
+  const std::string& name = d.name.empty() ? c.name : d.name;
+  if (d.mig_phase == 1)
+    return fmt::format("{} is migrating from {} to {} (epoch {})", name, host_name(d.mig_source),
+                       host_name(d.mig_target), d.epoch);
+  if (d.mig_phase == 2 && c.kind == proto::MsgClaim::Kind::migrate)
+    return fmt::format("the hand-over of {} to {} is not finished (its copy on {} still exists)", name,
+                       host_name(d.mig_target), host_name(d.mig_source));
+  if (c.expected_epoch != d.epoch)
+    return fmt::format("ownership of {} changed meanwhile (epoch {} -> {})", name, c.expected_epoch, d.epoch);
+  // A lost host that is not confirmed fenced may still run it.
+  for (const auto& [h, hr] : hosts_) {
+    if (!lost(h)) continue;
+    if (d.owner == h || (hr.facts && active_in(*hr.facts, c.uuid)))
+      return fmt::format("{}'s last host {} is lost and not confirmed fenced (epoch {})", name, host_name(h), d.epoch);
+  }
+  if (c.kind == proto::MsgClaim::Kind::start) {
+    if (d.owner != 0 && d.owner != req && members_.count(d.owner))
+      return fmt::format("{} is owned by {} (epoch {})", name, host_name(d.owner), d.epoch);
+    for (NodeId h : hosts_reporting_active(c.uuid))
+      if (h != req) return fmt::format("{} is running on {} (epoch {})", name, host_name(h), d.epoch);
+    return std::nullopt;
+  }
+  // migrate: the owner is another member whose own libvirt reports it active.
+  if (d.owner == 0 || d.owner == req || !members_.count(d.owner))
+    return fmt::format("{} has no running owner to migrate from (owner {}, epoch {})", name, host_name(d.owner),
+                       d.epoch);
+  const auto& of = hosts_.at(d.owner).facts;
+  if (!of || !of->reachable || !active_in(*of, c.uuid))
+    return fmt::format("{}'s owner {} does not report it active", name, host_name(d.owner));
+  for (NodeId h : hosts_reporting_active(c.uuid))
+    if (h != d.owner) return fmt::format("{} is also reported active on {}", name, host_name(h));
+  return std::nullopt;
+}
+
+// A hook asks: may this domain start here ("prepare begin"), or come here by migration ("migrate begin")?
+void ClusterEngine::hook_start(const RequestIn& r, proto::MsgClaim::Kind kind, Out& out) {
+  const bool migrate = kind == proto::MsgClaim::Kind::migrate;
+  const char* action = migrate ? "hook-migrate" : "hook-prepare";
+  out.push_back(Audit{"request",
+                      {{"request", r.id}, {"requester", r.requester}, {"action", action}, {"target", r.request.target},
+                       {"members", members_text()}},
+                      false});
+  const auto u = Uuid::parse(r.request.target);
+  if (!u) return reply(out, r, nullptr, Status::failure, errc::no_such_domain, "not a UUID: " + r.request.target);
+  if (!in_view_ || !synced_ || !quorate_)
+    // Local and conservative (libquorum is not ordered with CPG): never ask the cluster then.
+    return reply(out, r, nullptr, Status::failure, errc::operation_failed,
+                 !in_view_ ? "this host is in no cluster view"
+                 : !synced_ ? "cluster state transfer in progress"
+                            : "this partition has no quorum");
+  auto it = domains_.find(*u);
+  std::string name = it == domains_.end() ? u->str() : it->second.name;
+  if (auto l = local_domains_.find(*u); l != local_domains_.end() && !l->second.name.empty()) name = l->second.name;
+  if (!migrate && it != domains_.end() && it->second.mig_phase == 1 && it->second.mig_target == id_.self) {
+    // The start that follows a granted incoming migration takes no claim (the hand-over is the grant).
+    out.push_back(Audit{"decision", claim_fields(*u), true});
+    return reply(out, r, nullptr, Status::success, errc::ok,
+                 fmt::format("incoming migration of {} (epoch {} -> {})", name, it->second.epoch, it->second.mig_epoch),
+                 true);
+  }
+  proto::MsgClaim c{kind, id_.self, r.id, *u, name, it == domains_.end() ? 0 : it->second.epoch};
+  // Refuse at once what the replica already forbids (the same predicate every member will apply): no message.
+  if (auto why = refuse_claim(c)) {
+    auto f = claim_fields(*u);
+    f["request"] = r.id;
+    f["decision"] = "refuse";
+    f["reason"] = *why;
+    out.push_back(Audit{"claim", std::move(f), false});
+    return reply(out, r, nullptr, Status::failure, errc::operation_failed, *why);
+  }
+  const std::uint32_t budget = r.request.budget_ms == 0 ? 10000 : r.request.budget_ms;
+  Claim cl;
+  cl.in = r;
+  cl.msg = c;
+  cl.deadline = now_ + std::max<TimeMs>(budget - kClaimMargin, budget / 2);
+  claims_[r.id] = std::move(cl);
+  out.push_back(SendMsg{c});
+}
+
+void ClusterEngine::on_claim(NodeId from, const proto::MsgClaim& c, Out& out) {
+  if (c.requester != from) return;
+  const auto why = refuse_claim(c);
+  auto f = claim_fields(c.uuid);
+  f["request"] = c.request;
+  f["requester"] = host_name(from);
+  f["kind"] = c.kind == proto::MsgClaim::Kind::start ? "start" : "migrate";
+  f["expected_epoch"] = c.expected_epoch;
+  auto mine = from == id_.self ? claims_.find(c.request) : claims_.end();
+  if (why) {
+    f["decision"] = "refuse";
+    f["reason"] = *why;
+    out.push_back(Audit{"claim", std::move(f), false});
+    if (mine != claims_.end()) {
+      if (!mine->second.answered) answer_claim(mine->second, false, *why, out);
+      claims_.erase(mine);
+    }
+    return;
+  }
+  auto& d = domains_.try_emplace(c.uuid, proto::DomainRecord{c.uuid, c.name, 0, 0}).first->second;
+  if (d.name.empty()) d.name = c.name;
+  std::uint64_t granted = 0;
+  if (c.kind == proto::MsgClaim::Kind::start) {
+    d.owner = from;
+    d.epoch = std::max(d.epoch, d.mig_epoch) + 1;
+    d.mig_source = d.mig_target = 0;
+    d.mig_epoch = 0;
+    d.mig_phase = 0;
+    d.gen = gen_;
+    granted = d.epoch;
+  } else {
+    d.mig_source = d.owner;
+    d.mig_target = from;
+    d.mig_epoch = std::max(d.epoch, d.mig_epoch) + 1;
+    d.mig_phase = 1;
+    d.gen = gen_;
+    granted = d.mig_epoch;
+  }
+  f = claim_fields(c.uuid);
+  f["request"] = c.request;
+  f["requester"] = host_name(from);
+  f["kind"] = c.kind == proto::MsgClaim::Kind::start ? "start" : "migrate";
+  f["decision"] = "grant";
+  out.push_back(Audit{"claim", std::move(f), false});
+  out.push_back(LogLine{Level::notice, fmt::format("{} of {} granted to {} | epoch={} members=[{}]",
+                                                   c.kind == proto::MsgClaim::Kind::start ? "start" : "migration",
+                                                   d.name, host_name(from), granted, members_text())});
+  if (from != id_.self) {
+    out.push_back(SendMsg{proto::MsgAck{from, c.request, 0}});
+    return;
+  }
+  if (mine == claims_.end()) return;  // not ours any more (cannot happen: we keep granted claims)
+  Claim& cl = mine->second;
+  cl.granted = true;
+  cl.epoch = granted;
+  if (c.kind == proto::MsgClaim::Kind::migrate) incoming_[c.uuid] = granted;
+  if (cl.answered) return give_up(cl, out);  // the hook was already told no
+  cl.acks.insert(id_.self);
+  check_stable(c.request, out);
+}
+
+void ClusterEngine::on_ack(NodeId from, const proto::MsgAck& a, Out& out) {
+  if (a.requester != id_.self) return;
+  auto it = claims_.find(a.request);
+  if (it == claims_.end() || !it->second.granted || it->second.answered || it->second.round != a.round) return;
+  it->second.acks.insert(from);
+  check_stable(a.request, out);
+}
+
+void ClusterEngine::check_stable(std::uint64_t id, Out& out) {
+  auto it = claims_.find(id);
+  if (it == claims_.end()) return;
+  Claim& c = it->second;
+  if (!c.granted || c.answered || c.reconfirm || !decisive()) return;  // a minority holding it is not stable
+  for (NodeId m : members_)
+    if (!c.acks.count(m)) return;
+  // Every member of the view holds the grant: every side of any later split carries it. Yes.
+  answer_claim(c, true, "", out);
+  claims_.erase(it);
+}
+
+void ClusterEngine::answer_claim(Claim& c, bool yes, const std::string& why, Out& out) {
+  c.answered = true;
+  const bool migrate = c.msg.kind == proto::MsgClaim::Kind::migrate;
+  auto f = claim_fields(c.msg.uuid);
+  f["request"] = c.in.id;
+  f["answer"] = yes ? "yes" : "no";
+  if (!yes) f["reason"] = why;
+  if (yes && now_ > c.deadline) {
+    // Never yes after D_v (I5): the hook may have given up; it is told no and the grant is given back.
+    return answer_claim(c, false, "stable only after the deadline", out);
+  }
+  out.push_back(Audit{migrate ? "handover" : "claim-answer", std::move(f), true});
+  const std::string name = c.msg.name;
+  if (yes) {
+    reply(out, c.in, nullptr, Status::success, errc::ok,
+          migrate ? fmt::format("incoming migration of {} granted (epoch {})", name, c.epoch)
+                  : fmt::format("{} may start here (epoch {})", name, c.epoch),
+          true);
+  } else {
+    reply(out, c.in, nullptr, Status::failure, errc::operation_failed, why, true);
+    if (c.granted) give_up(c, out);
+  }
+}
+
+// Our hook was answered no after the grant: nothing started here because of it, so give the grant back.
+void ClusterEngine::give_up(Claim& c, Out& out) {
+  const auto it = domains_.find(c.msg.uuid);
+  if (it == domains_.end()) return;
+  const auto& d = it->second;
+  if (c.msg.kind == proto::MsgClaim::Kind::start) {
+    auto l = local_domains_.find(c.msg.uuid);
+    if (l != local_domains_.end() && active_state(l->second.state)) return;  // it runs here anyway: keep it
+    if (d.owner == id_.self && d.epoch == c.epoch && d.mig_phase == 0)
+      out.push_back(SendMsg{proto::MsgRelease{id_.self, c.msg.uuid, c.epoch, c.in.id, "hook answered no"}});
+  } else if (d.mig_phase == 1 && d.mig_target == id_.self && d.mig_epoch == c.epoch) {
+    out.push_back(SendMsg{proto::MsgMigrateEnd{id_.self, c.msg.uuid, c.epoch, false, "hook answered no"}});
+  }
+}
+
+// After every SYNC: granted claims not yet stable ask the new view again; grants we answered no are given
+// back if the merged replica still holds them.
+void ClusterEngine::after_sync(Out& out) {
+  std::vector<std::uint64_t> ids;
+  for (const auto& [id, c] : claims_)
+    if (c.granted) ids.push_back(id);
+  for (const std::uint64_t id : ids) {
+    auto it = claims_.find(id);
+    if (it == claims_.end()) continue;
+    Claim& c = it->second;
+    const auto d = domains_.find(c.msg.uuid);
+    const bool start = c.msg.kind == proto::MsgClaim::Kind::start;
+    const bool held = d != domains_.end() &&
+                      (start ? d->second.owner == id_.self && d->second.epoch == c.epoch && d->second.mig_phase == 0
+                             : d->second.mig_phase == 1 && d->second.mig_target == id_.self &&
+                                   d->second.mig_epoch == c.epoch);
+    if (c.answered) {
+      if (held) {
+        give_up(c, out);  // ordered now; if it is lost again, the next SYNC finds the grant again
+      } else {
+        claims_.erase(it);
+      }
+      continue;
+    }
+    if (!held) {
+      answer_claim(c, false, "the grant did not survive the membership change", out);
+      claims_.erase(it);
+      continue;
+    }
+    if (c.reconfirm) {
+      c.reconfirm = false;
+      c.acks = {id_.self};
+      out.push_back(SendMsg{proto::MsgReconfirm{id_.self, c.in.id, c.msg.uuid, c.epoch, c.round}});
+      check_stable(id, out);  // a view of one is stable at once
+    }
+  }
+}
+
+void ClusterEngine::on_release(NodeId from, const proto::MsgRelease& m, Out& out) {
+  if (m.host != from) return;
+  if (from == id_.self && m.request != 0) claims_.erase(m.request);  // our abort is ordered: settled
+  auto it = domains_.find(m.uuid);
+  auto f = claim_fields(m.uuid);
+  f["host"] = host_name(from);
+  f["release_epoch"] = m.epoch;
+  f["reason"] = m.reason;
+  if (it == domains_.end() || it->second.owner != from || it->second.epoch != m.epoch || it->second.mig_phase != 0) {
+    f["applied"] = false;
+    out.push_back(Audit{"release", std::move(f), false});
+    return;
+  }
+  it->second.owner = 0;
+  it->second.gen = gen_;
+  f["applied"] = true;
+  out.push_back(Audit{"release", std::move(f), false});
+  out.push_back(LogLine{Level::info, fmt::format("{} released by {} ({}) | epoch={}", it->second.name,
+                                                 host_name(from), m.reason, m.epoch)});
+  alarmed_.erase(m.uuid);
+}
+
+void ClusterEngine::on_migrate_end(NodeId from, const proto::MsgMigrateEnd& m, Out& out) {
+  auto it = domains_.find(m.uuid);
+  auto f = claim_fields(m.uuid);
+  f["host"] = host_name(from);
+  f["mig_epoch"] = m.mig_epoch;
+  f["ok"] = m.ok;
+  f["reason"] = m.reason;
+  const bool applies = it != domains_.end() && it->second.mig_phase == 1 && it->second.mig_target == from &&
+                       it->second.mig_epoch == m.mig_epoch && m.host == from && !m.ok;
+  f["applied"] = applies;
+  out.push_back(Audit{"handover-end", std::move(f), false});
+  if (from == id_.self)
+    std::erase_if(claims_, [&](const auto& kv) { return kv.second.answered && kv.second.msg.uuid == m.uuid; });
+  if (!applies) return;
+  // Failed on the target's own evidence: the domain stays with its source.
+  it->second.mig_phase = 0;
+  it->second.gen = gen_;
+  if (from == id_.self) incoming_.erase(m.uuid);
+  out.push_back(LogLine{Level::notice, fmt::format("migration of {} to {} failed ({}); owner stays {} | epoch={}",
+                                                   it->second.name, host_name(from), m.reason,
+                                                   host_name(it->second.owner), it->second.epoch)});
+}
+
+// The continuous hand-over rules, evaluated at every delivery that may change them (safety-design.md §5).
+void ClusterEngine::handover_rules(const Uuid& u, Out& out) {
+  auto it = domains_.find(u);
+  if (it == domains_.end() || it->second.mig_phase == 0) return;
+  auto& d = it->second;
+  auto reports = [&](NodeId h, auto pred) {
+    if (!members_.count(h)) return false;
+    auto hr = hosts_.find(h);
+    if (hr == hosts_.end() || !hr->second.facts || !hr->second.facts->reachable) return false;
+    for (const auto& e : hr->second.facts->entries)
+      if (e.uuid == u) return pred(e);
+    return pred(proto::FactsEntry{u, "", PowerState::shutoff, false});
+  };
+  const bool src_gone = reports(d.mig_source, [](const auto& e) { return !active_state(e.state) || e.migrated_away; }) ||
+                        confirmed(d.mig_source);
+  const bool src_migrated = reports(d.mig_source, [](const auto& e) { return e.migrated_away; });
+  const bool tgt_running = reports(d.mig_target, [](const auto& e) { return e.state == PowerState::running; });
+  const bool tgt_active = reports(d.mig_target, [](const auto& e) { return active_state(e.state); });
+  auto log = [&](const char* what) {
+    auto f = claim_fields(u);
+    f["event"] = what;
+    out.push_back(Audit{"handover", std::move(f), false});
+    out.push_back(LogLine{Level::notice, fmt::format("{} of {}: {} -> {} | epoch={}", what, d.name,
+                                                     host_name(d.mig_source), host_name(d.mig_target), d.epoch)});
+  };
+  if (d.mig_phase == 1) {
+    // Switched over: the target runs it, or the source saw it leave (STOPPED/MIGRATED), or the source was
+    // power-fenced while the target has it active.
+    if (tgt_running || (src_migrated && tgt_active) || (confirmed(d.mig_source) && tgt_active)) {
+      d.owner = d.mig_target;
+      d.epoch = d.mig_epoch;
+      d.mig_phase = src_gone ? 0 : 2;
+      d.gen = gen_;
+      if (d.mig_target == id_.self) incoming_.erase(u);
+      log(d.mig_phase == 0 ? "migrated" : "switched over");
+      return;
+    }
+    if (confirmed(d.mig_target)) {
+      // The target was power-fenced: its copy is gone, the source keeps (or never lost) the domain.
+      d.mig_phase = 0;
+      d.gen = gen_;
+      log("target fenced, hand-over cancelled");
+    }
+    return;
+  }
+  if (d.mig_phase == 2 && src_gone) {
+    d.mig_phase = 0;
+    d.gen = gen_;
+    log("migrated");
+  }
+}
+
+// One UUID active on two hosts outside a hand-over: alarm (once per host set), and the configured policy
+// acts on the copy that is not the recorded owner's, on its own host only.
+void ClusterEngine::check_duplicate(const Uuid& u, Out& out) {
+  auto active = hosts_reporting_active(u);
+  auto it = domains_.find(u);
+  if (it == domains_.end()) return;
+  const auto& d = it->second;
+  if (d.mig_phase != 0) {
+    std::erase_if(active, [&](NodeId h) { return h == d.mig_source || h == d.mig_target; });
+    if (active.empty()) return;
+    active.push_back(d.mig_target);
+  }
+  if (active.size() < 2) {
+    alarmed_.erase(u);
+    return;
+  }
+  std::string set;
+  for (NodeId h : active) set += (set.empty() ? "" : ",") + host_name(h);
+  if (alarmed_[u] == set) return;
+  alarmed_[u] = set;
+  auto f = claim_fields(u);
+  f["kind"] = "duplicate";
+  f["hosts"] = set;
+  const char* policy = id_.guard.duplicate == GuardPolicy::Duplicate::alert   ? "alert"
+                       : id_.guard.duplicate == GuardPolicy::Duplicate::pause ? "pause"
+                                                                              : "destroy";
+  f["policy"] = policy;
+  out.push_back(Audit{"alarm", std::move(f), true});
+  out.push_back(LogLine{Level::error, fmt::format("DUPLICATE: {} is active on {} (owner {}, epoch {}) | uuid={} "
+                                                  "policy={}",
+                                                  d.name, set, host_name(d.owner), d.epoch, u.str(), policy)});
+  // The policy acts only on this host's fresh facts, on a copy that is not the owner's while the owner (a
+  // member) reports its own copy active.
+  if (id_.guard.duplicate == GuardPolicy::Duplicate::alert || d.owner == id_.self || d.owner == 0 ||
+      std::find(active.begin(), active.end(), id_.self) == active.end() ||
+      std::find(active.begin(), active.end(), d.owner) == active.end())
+    return;
+  const std::uint64_t op = kPolicyBit | ++next_policy_op_;
+  out.push_back(Audit{"decision",
+                      {{"uuid", u.str()}, {"domain", d.name}, {"decision", policy},
+                       {"reason", "duplicate of the copy owned by " + host_name(d.owner)}, {"epoch", d.epoch}},
+                      true});
+  if (id_.guard.duplicate == GuardPolicy::Duplicate::pause)
+    out.push_back(DoPause{op, u});
+  else
+    out.push_back(DoDestroy{op, u});
+}
+
+// Releases and failed hand-overs rest on this host's own evidence: its libvirt saw the domain stop.
+void ClusterEngine::on_local_change(const DomainInfo& before, const DomainInfo& now, Out& out) {
+  if (!active_state(before.state) || active_state(now.state) || now.migrated_away) return;
+  const auto it = domains_.find(now.uuid);
+  if (!in_view_ || !synced_ || it == domains_.end()) return;
+  const auto& d = it->second;
+  if (d.mig_phase == 1 && d.mig_target == id_.self && incoming_.count(now.uuid)) {
+    // Our incoming copy stopped before it ran: the migration failed.
+    out.push_back(SendMsg{proto::MsgMigrateEnd{id_.self, now.uuid, d.mig_epoch, false, "incoming copy stopped"}});
+    return;
+  }
+  release_own(now.uuid, "stopped (libvirt event)", out);
+}
+
+void ClusterEngine::release_own(const Uuid& u, const std::string& reason, Out& out) {
+  const auto it = domains_.find(u);
+  if (it == domains_.end()) return;
+  const auto& d = it->second;
+  if (d.owner != id_.self || d.mig_phase != 0) return;
+  for (const auto& [id, c] : claims_)
+    if (c.msg.uuid == u && !c.answered) return;  // a start of ours is being decided: not a stop
+  if (auto l = local_domains_.find(u); l != local_domains_.end() && active_state(l->second.state) && hv_connected_)
+    return;  // still active here as far as our libvirt said last
+  out.push_back(SendMsg{proto::MsgRelease{id_.self, u, d.epoch, 0, reason}});
+}
+
+void ClusterEngine::hook_release(const RequestIn& r, Out& out) {
+  out.push_back(Audit{"request",
+                      {{"request", r.id}, {"requester", r.requester}, {"action", "hook-release"},
+                       {"target", r.request.target}},
+                      false});
+  const auto u = Uuid::parse(r.request.target);
+  if (u && in_view_ && synced_) {
+    const auto it = domains_.find(*u);
+    if (it != domains_.end() && it->second.mig_phase == 1 && it->second.mig_target == id_.self &&
+        incoming_.count(*u)) {
+      out.push_back(
+          SendMsg{proto::MsgMigrateEnd{id_.self, *u, it->second.mig_epoch, false, "incoming copy released"}});
+    } else if (it != domains_.end() && it->second.owner == id_.self && it->second.mig_phase == 0) {
+      // The release hook runs once qemu is gone: that is the owner's evidence, even if libvirt's stop event
+      // has not reached us yet.
+      bool pending = false;
+      for (const auto& [id, c] : claims_) pending |= c.msg.uuid == *u && !c.answered;
+      if (!pending)
+        out.push_back(SendMsg{proto::MsgRelease{id_.self, *u, it->second.epoch, 0, "release hook"}});
+    }
+  }
+  reply(out, r, nullptr, Status::success, errc::ok, "noted");
+}
+
+void ClusterEngine::hook_reconnect(const RequestIn& r, Out& out) {
+  const auto u = Uuid::parse(r.request.target);
+  if (!u || !in_view_ || !synced_) {
+    out.push_back(Audit{"request",
+                        {{"request", r.id}, {"requester", r.requester}, {"action", "hook-reconnect"},
+                         {"target", r.request.target}},
+                        false});
+    return reply(out, r, nullptr, Status::success, errc::ok, "no cluster map to compare with; allowed");
+  }
+  const auto it = domains_.find(*u);
+  if (it == domains_.end() || it->second.owner == 0 || it->second.owner == id_.self ||
+      (it->second.mig_phase != 0 && (it->second.mig_source == id_.self || it->second.mig_target == id_.self)) ||
+      (!members_.count(it->second.owner) && !lost(it->second.owner))) {
+    out.push_back(Audit{"request",
+                        {{"request", r.id}, {"requester", r.requester}, {"action", "hook-reconnect"},
+                         {"target", r.request.target}},
+                        false});
+    return reply(out, r, nullptr, Status::success, errc::ok, "owned here or by nobody else");
+  }
+  const auto& d = it->second;
+  const bool refuse = id_.guard.reconnect == GuardPolicy::Reconnect::refuse;
+  auto f = claim_fields(*u);
+  f["kind"] = "reconnect-owned-elsewhere";
+  f["policy"] = refuse ? "refuse" : "alert";
+  out.push_back(Audit{"alarm", std::move(f), true});
+  const std::string why = fmt::format("{} runs here but is owned by {} (epoch {})", d.name, host_name(d.owner), d.epoch);
+  out.push_back(LogLine{Level::error, "DUPLICATE at reconnect: " + why});
+  if (refuse)
+    return reply(out, r, nullptr, Status::failure, errc::operation_failed,
+                 why + "; refusing the reconnect (reconnect_policy = refuse)", true);
+  reply(out, r, nullptr, Status::success, errc::ok, why + "; alarm raised (reconnect_policy = alert)", true);
 }
 
 void ClusterEngine::fail_remotes(Out& out, const std::string& why, std::optional<NodeId> only_host) {
@@ -596,7 +1211,7 @@ void ClusterEngine::list(const RequestIn& r, Out& out) {
     } else {
       e.state = state_on(shown, u);
     }
-    if (hosts_reporting_active(u).size() > 1) e.flags |= proto::kDomainDuplicate;
+    if (hosts_reporting_active(u).size() > 1 && d.mig_phase == 0) e.flags |= proto::kDomainDuplicate;
     resp.domains.push_back(std::move(e));
   }
   resp.message = fmt::format("{} domains, {} members{}", resp.domains.size(), members_.size(),
@@ -654,47 +1269,17 @@ void ClusterEngine::confirm(const RequestIn& r, Out& out) {
   out.push_back(SendMsg{std::move(m)});
 }
 
-// The hook asks before a domain starts here. Without the claim protocol (start claims come with the start
-// guard), this refuses what the replicated map already shows: the domain active on another member, or owned
-// by a lost host that is not confirmed fenced.
-void ClusterEngine::prepare(const RequestIn& r, Out& out) {
-  out.push_back(Audit{"request",
-                      {{"request", r.id}, {"requester", r.requester}, {"action", "hook-prepare"},
-                       {"target", r.request.target}},
-                      false});
-  const auto u = Uuid::parse(r.request.target);
-  if (!u) return reply(out, r, nullptr, Status::failure, errc::no_such_domain, "not a UUID: " + r.request.target);
-  const auto it = domains_.find(*u);
-  const std::string name = it == domains_.end() ? u->str() : it->second.name;
-  for (NodeId h : hosts_reporting_active(*u)) {
-    if (h == id_.self) continue;
-    return reply(out, r, nullptr, Status::failure, errc::operation_failed,
-                 name + " is running on " + host_name(h) + " (epoch " +
-                     std::to_string(it == domains_.end() ? 0 : it->second.epoch) + ")");
-  }
-  for (const auto& [h, hr] : hosts_) {
-    if (!lost(h)) continue;
-    const bool maybe = (it != domains_.end() && it->second.owner == h) || (hr.facts && active_in(*hr.facts, *u));
-    if (maybe)
-      return reply(out, r, nullptr, Status::failure, errc::operation_failed,
-                   name + "'s last host " + host_name(h) + " is lost and not confirmed fenced");
-  }
-  reply(out, r, nullptr, Status::success, errc::ok, "no other host runs or owns " + name);
-}
-
 void ClusterEngine::on_request(TimeMs now, const RequestIn& r, Out& out) {
   const auto& q = r.request;
   const Action a = q.action;
   if (a == Action::hosts) return host_list(r, out);
-  if (a == Action::hook_prepare && !r.key && (!in_view_ || !synced_ || !quorate_)) {
-    // Starts need a quorate, synchronized partition: elsewhere the domain may be running unseen.
-    out.push_back(Audit{"request",
-                        {{"request", r.id}, {"requester", r.requester}, {"action", "hook-prepare"},
-                         {"target", q.target}},
-                        false});
-    return reply(out, r, nullptr, Status::failure, errc::operation_failed,
-                 !in_view_ ? "this host is in no cluster view" : !synced_ ? "cluster state transfer in progress"
-                                                                        : "this partition has no quorum");
+  if (a == Action::hook_prepare || a == Action::hook_migrate || a == Action::hook_release ||
+      a == Action::hook_reconnect) {
+    if (r.key) return reply(out, r, nullptr, Status::denied, errc::permission_denied, "control socket only");
+    if (a == Action::hook_release) return hook_release(r, out);
+    if (a == Action::hook_reconnect) return hook_reconnect(r, out);
+    return hook_start(r, a == Action::hook_migrate ? proto::MsgClaim::Kind::migrate : proto::MsgClaim::Kind::start,
+                      out);
   }
   if (!in_view_ || !synced_) {
     // Outside a view, or before the state transfer completed, the replica is not to be trusted: only this
@@ -712,11 +1297,6 @@ void ClusterEngine::on_request(TimeMs now, const RequestIn& r, Out& out) {
                         false});
     return reply(out, r, nullptr, Status::failure, errc::operation_failed,
                  in_view_ ? "cluster state transfer in progress; try again" : "this host is in no cluster view");
-  }
-  if (a == Action::hook_prepare || a == Action::hook_release) {
-    if (r.key) return reply(out, r, nullptr, Status::denied, errc::permission_denied, "control socket only");
-    if (a == Action::hook_release) return reply(out, r, nullptr, Status::success, errc::ok, "noted");
-    return prepare(r, out);
   }
   if (a == Action::confirm_fenced) {
     if (r.key) return reply(out, r, nullptr, Status::denied, errc::permission_denied, "control socket only");
@@ -766,6 +1346,13 @@ void ClusterEngine::on_request(TimeMs now, const RequestIn& r, Out& out) {
                  "key '" + key_name(r.key) + "' may not act on '" + q.target + "'");
   if (!u) return reply(out, r, nullptr, Status::failure, errc::no_such_domain, "no domain '" + q.target + "' in the cluster");
 
+  if (rec && rec->mig_phase != 0) {
+    // Both ends may hold a copy until the hand-over settles: no single host's libvirt speaks for it.
+    proto::DomainEntry d{*u, name, PowerState::unknown, host_name(rec->owner), rec->epoch, 0};
+    return reply(out, r, &d, Status::failure, errc::operation_failed,
+                 fmt::format("{} is being migrated from {} to {}; try again once the hand-over settles", name,
+                             host_name(rec->mig_source), host_name(rec->mig_target)));
+  }
   // Which host runs it? The members reporting it active, else its recorded owner, else a member that has it
   // defined (shut off there).
   const auto active = hosts_reporting_active(*u);

@@ -84,6 +84,10 @@ class ClusterEngine {
   [[nodiscard]] const std::set<NodeId>& members() const { return members_; }
   [[nodiscard]] const std::map<Uuid, proto::DomainRecord>& domains() const { return domains_; }
   [[nodiscard]] const std::map<NodeId, proto::HostRecord>& hosts() const { return hosts_; }
+  /// A view grants claims only when decisive: synced, and more than half of the configured hosts are stateful
+  /// members, or every configured host is present (libvirt reachable) or confirmed fenced.
+  [[nodiscard]] bool decisive() const;
+  [[nodiscard]] bool stateful() const { return stateful_; }
   [[nodiscard]] bool lost(NodeId h) const;
   [[nodiscard]] bool confirmed(NodeId h) const;
   /// A digest of the replicated state (equal on members that completed the same SYNC).
@@ -107,11 +111,44 @@ class ClusterEngine {
     std::uint64_t epoch = 0;  // routed epoch, echoed in FENCE_DONE
   };
   [[nodiscard]] bool view_complete() const;
+  [[nodiscard]] bool all_present() const;  // view_complete() without the local quorum flag (replicated)
+
+  // Start guard (claims, stability, hand-over).
+  struct Claim {  // one of our hook requests, from sending until it is answered and settled
+    RequestIn in;
+    proto::MsgClaim msg;
+    TimeMs deadline = 0;  // D_v: after it, never yes
+    bool answered = false;
+    bool granted = false;
+    std::uint64_t epoch = 0;  // granted epoch (start) or mig_epoch (migrate)
+    std::uint32_t round = 0;
+    std::set<NodeId> acks;
+    bool reconfirm = false;  // a membership change reset the acks: ask again after the SYNC
+  };
+  void hook_start(const RequestIn& r, proto::MsgClaim::Kind kind, Out& out);
+  void hook_release(const RequestIn& r, Out& out);
+  void hook_reconnect(const RequestIn& r, Out& out);
+  [[nodiscard]] std::optional<std::string> refuse_claim(const proto::MsgClaim& c) const;
+  void on_claim(NodeId from, const proto::MsgClaim& c, Out& out);
+  void on_ack(NodeId from, const proto::MsgAck& a, Out& out);
+  void on_release(NodeId from, const proto::MsgRelease& m, Out& out);
+  void on_migrate_end(NodeId from, const proto::MsgMigrateEnd& m, Out& out);
+  void check_stable(std::uint64_t id, Out& out);
+  void answer_claim(Claim& c, bool yes, const std::string& why, Out& out);
+  void give_up(Claim& c, Out& out);  // our hook was answered no: release what was granted
+  void after_sync(Out& out);
+  void handover_rules(const Uuid& u, Out& out);
+  void check_duplicate(const Uuid& u, Out& out);
+  void release_own(const Uuid& u, const std::string& reason, Out& out);
+  void on_local_change(const DomainInfo& before, const DomainInfo& now, Out& out);
+  [[nodiscard]] boost::json::object claim_fields(const Uuid& u) const;
+  [[nodiscard]] std::string members_text() const;
 
   void on_request(TimeMs now, const RequestIn& r, Out& out);
   void on_view(const View& v, Out& out);
   void on_message(NodeId from, const proto::ClusterMsg& m, Out& out);
   void apply(NodeId from, const proto::ClusterMsg& m, Out& out);
+  void apply_one(NodeId from, const proto::ClusterMsg& m, Out& out);
   void merge(Out& out);
   void apply_facts(const proto::Facts& f, Out& out);
   void adopt_owners(const proto::Facts& f, Out& out);
@@ -122,7 +159,6 @@ class ClusterEngine {
   void list(const RequestIn& r, Out& out);
   void host_list(const RequestIn& r, Out& out);
   void confirm(const RequestIn& r, Out& out);
-  void prepare(const RequestIn& r, Out& out);
   void fail_remotes(Out& out, const std::string& why, std::optional<NodeId> only_host);
 
   [[nodiscard]] bool allowed(const std::optional<proto::KeyId>& key, std::string_view n) const {
@@ -151,6 +187,10 @@ class ClusterEngine {
 
   // SYNC round.
   bool synced_ = false;     // completed the SYNC of the current view
+  bool stateful_ = false;   // completed a SYNC in a decisive view since this vguardd started
+  std::size_t stateful_members_ = 0;
+  std::uint64_t gen_ = 0;  // decisive generation (replicated: agreed in SYNC)
+  proto::DomainRecord& touch(const Uuid& u, const std::string& name);  // a record about to change (gen_)  // members whose SYNC in this view said stateful (fixed at the merge)
   bool has_state_ = false;  // completed a SYNC since this vguardd started
   std::set<NodeId> sync_waiting_;
   std::set<NodeId> state_peers_;  // members that completed our last SYNC with us (identical tables)
@@ -166,6 +206,10 @@ class ClusterEngine {
   std::map<std::uint64_t, Execution> exec_;      // by synthetic local request id
   std::map<std::uint64_t, RequestIn> confirms_;  // our CONFIRM_FENCED requests, by request id
   std::uint64_t next_synthetic_ = 0;
+  std::map<std::uint64_t, Claim> claims_;       // our hook claims, by request id
+  std::map<Uuid, std::uint64_t> incoming_;      // migrations granted to us (mig_epoch), until they end
+  std::map<Uuid, std::string> alarmed_;         // duplicates already reported (by the host set), not repeated
+  std::uint64_t next_policy_op_ = 0;            // DoPause/DoDestroy of the duplicate policy (own id space)
 
   // Pacemaker fencing history: per lost host, the loss it was first observed for and the last-fence time then.
   // Only a fence newer than that baseline confirms the loss (a fence seen after the loss, never before it).

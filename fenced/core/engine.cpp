@@ -186,7 +186,8 @@ void Engine::on_request(TimeMs now, const RequestIn& r, Out& out) {
     return finish(out, r.id, q.action, nullptr, Status::failure, errc::hypervisor_unreachable,
                   "libvirt connection is down: " + disconnect_reason_);
   }
-  if (q.action == Action::hook_prepare || q.action == Action::hook_release) {
+  if (q.action == Action::hook_prepare || q.action == Action::hook_release || q.action == Action::hook_migrate ||
+      q.action == Action::hook_reconnect) {
     if (r.key) {
       return finish(out, r.id, q.action, nullptr, Status::denied, errc::permission_denied,
                     "hook operations are accepted only on the local control socket");

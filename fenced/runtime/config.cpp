@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <fstream>
+#include <initializer_list>
 #include <set>
 #include <sstream>
+#include <utility>
 
 namespace vguard::fenced {
 namespace po = boost::program_options;
@@ -76,6 +78,18 @@ Result<T> parse_number(const std::string& path, int line, const std::string& nam
                         "bad value '" + v + "' for " + name + ": expected an integer from " + std::to_string(lo) +
                             " to " + std::to_string(hi));
   return static_cast<T>(x);
+}
+
+// One of a fixed set of words; the error lists them.
+template <class T>
+Result<T> parse_choice(const std::string& path, int line, const std::string& name, const std::string& v,
+                       std::initializer_list<std::pair<const char*, T>> choices) {
+  std::string known;
+  for (const auto& [word, value] : choices) {
+    if (v == word) return value;
+    known += known.empty() ? word : std::string(" or ") + word;
+  }
+  return config_error(path, line, "bad value '" + v + "' for " + name + ": expected " + known);
 }
 
 }  // namespace
@@ -149,7 +163,13 @@ Result<DaemonConfig> load_config(const std::string& path) {
       ("cluster.key_file", po::value<std::string>())          //
       ("cluster.hostname", po::value<std::string>())          //
       ("cluster.pacemaker_history", po::value<std::string>())  //
-      ("cluster.nodes", po::value<std::string>());
+      ("cluster.nodes", po::value<std::string>())             //
+      ("guard.duplicate_policy", po::value<std::string>())    //
+      ("guard.reconnect_policy", po::value<std::string>())    //
+      ("hook.unreachable_prepare", po::value<std::string>())  //
+      ("hook.unreachable_migrate", po::value<std::string>())  //
+      ("hook.unreachable_reconnect", po::value<std::string>())  //
+      ("hook.timeout", po::value<std::string>());
 
   po::parsed_options parsed(&desc);
   try {
@@ -205,6 +225,10 @@ Result<DaemonConfig> load_config(const std::string& path) {
         }
         continue;
       }
+      if (name == "hook.unreachable_restore")
+        return config_error(path, line,
+                            "unknown key 'hook.unreachable_restore': a restore is guarded by the "
+                            "\"prepare begin\" hook libvirt runs right after it (unreachable_prepare)");
       return config_error(path, line, "unknown key '" + name + "'");
     }
     if (name != "daemon.listen" && !single_seen.insert(name).second)
@@ -275,6 +299,27 @@ Result<DaemonConfig> load_config(const std::string& path) {
     } else if (name == "cluster.hostname") {
       if (value.empty()) return config_error(path, line, "hostname must not be empty");
       c.hostname = value;
+    } else if (name == "guard.duplicate_policy") {
+      using D = GuardPolicy::Duplicate;
+      auto v = parse_choice<D>(path, line, "duplicate_policy", value,
+                               {{"alert", D::alert}, {"pause", D::pause}, {"destroy", D::destroy}});
+      if (!v) return v.error();
+      c.guard.duplicate = *v;
+    } else if (name == "guard.reconnect_policy") {
+      using R = GuardPolicy::Reconnect;
+      auto v = parse_choice<R>(path, line, "reconnect_policy", value, {{"alert", R::alert}, {"refuse", R::refuse}});
+      if (!v) return v.error();
+      c.guard.reconnect = *v;
+    } else if (name.rfind("hook.unreachable_", 0) == 0) {
+      auto v = parse_choice<bool>(path, line, name.substr(5), value, {{"refuse", true}, {"allow", false}});
+      if (!v) return v.error();
+      if (name == "hook.unreachable_prepare") c.hook_refuse_prepare = *v;
+      if (name == "hook.unreachable_migrate") c.hook_refuse_migrate = *v;
+      if (name == "hook.unreachable_reconnect") c.hook_refuse_reconnect = *v;
+    } else if (name == "hook.timeout") {
+      auto v = parse_number<unsigned>(path, line, "timeout", value, 1, 300);
+      if (!v) return v.error();
+      c.hook_timeout = *v;
     } else if (name == "daemon.reconnect_interval") {
       auto v = parse_number<unsigned>(path, line, "reconnect_interval", value, 1, 600);
       if (!v) return v.error();

@@ -43,12 +43,13 @@ struct DaemonConfig {
 
   // [guard]: duplicate_policy = alert|pause|destroy, reconnect_policy = alert|refuse
   GuardPolicy guard;
-  // [hook] (read by vguard-hook; validated here): what the hook does when vguardd cannot be asked, per
-  // operation: true = refuse (fail closed).
+  // [hook] (read by vguard-hook; validated here so a typo stops vguardd instead of silently changing what
+  // the hook does): what the hook does when vguardd cannot be asked, per operation: true = refuse (fail
+  // closed). A restore is guarded by the "prepare begin" that libvirt runs right after it, so it has no key.
   bool hook_refuse_prepare = true;
   bool hook_refuse_migrate = true;
-  bool hook_refuse_restore = true;
   bool hook_refuse_reconnect = false;
+  unsigned hook_timeout = 10;  ///< seconds the hook waits for vguardd (1..300)
 
   /// The engine's view of it.
   [[nodiscard]] Policy policy() const;

@@ -673,7 +673,8 @@ Result<void> Daemon::start() {
     if (auto r = d.opts.bus->start(); !r) return r;
     ClusterIdentity id{d.opts.bus->local_node(), d.opts.hostname, d.opts.incarnation,
                        d.opts.config.pacemaker_history && d.opts.history != nullptr,
-                       std::set<NodeId>(d.opts.config.nodes.begin(), d.opts.config.nodes.end())};
+                       std::set<NodeId>(d.opts.config.nodes.begin(), d.opts.config.nodes.end()),
+                       d.opts.config.guard};
     d.cluster = std::make_unique<ClusterEngine>(id, d.opts.config.policy());
     VG_LOG(d.log, Level::notice, "cluster", "cluster mode: node {} ({}), group {}", id.self, id.hostname,
            d.opts.config.cluster_group);

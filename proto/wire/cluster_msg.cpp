@@ -8,7 +8,18 @@ namespace {
 
 constexpr std::uint8_t kKindCluster = 3;
 constexpr std::size_t kHeader = 4 + 1 + 1 + 8;
-enum class Type : std::uint8_t { facts = 1, sync = 2, fence = 3, fence_done = 4, confirm_fenced = 5 };
+enum class Type : std::uint8_t {
+  facts = 1,
+  sync = 2,
+  fence = 3,
+  fence_done = 4,
+  confirm_fenced = 5,
+  claim = 6,
+  ack = 7,
+  reconfirm = 8,
+  release = 9,
+  migrate_end = 10,
+};
 
 std::string_view clip(std::string_view s) { return s.size() > kMaxString ? s.substr(0, kMaxString) : s; }
 
@@ -85,6 +96,8 @@ struct Encoder {
     w.u32(m.from);
     u64(w, m.incarnation);
     w.u8(m.has_state ? 1 : 0);
+    w.u8(m.stateful ? 1 : 0);
+    u64(w, m.gen);
     w.u32(static_cast<std::uint32_t>(m.view.size()));
     for (NodeId v : m.view) w.u32(v);
     w.u32(static_cast<std::uint32_t>(m.hosts.size()));
@@ -95,6 +108,11 @@ struct Encoder {
       w.str(clip(d.name));
       w.u32(d.owner);
       u64(w, d.epoch);
+      w.u32(d.mig_source);
+      w.u32(d.mig_target);
+      u64(w, d.mig_epoch);
+      w.u8(d.mig_phase);
+      u64(w, d.gen);
     }
     put(w, m.facts);
   }
@@ -128,6 +146,45 @@ struct Encoder {
     u64(w, m.facts_incarnation);
     u64(w, m.facts_seq);
   }
+  void operator()(const MsgClaim& m) {
+    w.u8(static_cast<std::uint8_t>(Type::claim));
+    w.u8(static_cast<std::uint8_t>(m.kind));
+    w.u32(m.requester);
+    u64(w, m.request);
+    w.bytes(m.uuid.bytes);
+    w.str(clip(m.name));
+    u64(w, m.expected_epoch);
+  }
+  void operator()(const MsgAck& m) {
+    w.u8(static_cast<std::uint8_t>(Type::ack));
+    w.u32(m.requester);
+    u64(w, m.request);
+    w.u32(m.round);
+  }
+  void operator()(const MsgReconfirm& m) {
+    w.u8(static_cast<std::uint8_t>(Type::reconfirm));
+    w.u32(m.requester);
+    u64(w, m.request);
+    w.bytes(m.uuid.bytes);
+    u64(w, m.epoch);
+    w.u32(m.round);
+  }
+  void operator()(const MsgRelease& m) {
+    w.u8(static_cast<std::uint8_t>(Type::release));
+    w.u32(m.host);
+    w.bytes(m.uuid.bytes);
+    u64(w, m.epoch);
+    u64(w, m.request);
+    w.str(clip(m.reason));
+  }
+  void operator()(const MsgMigrateEnd& m) {
+    w.u8(static_cast<std::uint8_t>(Type::migrate_end));
+    w.u32(m.host);
+    w.bytes(m.uuid.bytes);
+    u64(w, m.mig_epoch);
+    w.u8(m.ok ? 1 : 0);
+    w.str(clip(m.reason));
+  }
 };
 
 Result<ClusterMsg> decode_body(Reader& r) {
@@ -142,11 +199,13 @@ Result<ClusterMsg> decode_body(Reader& r) {
     }
     case Type::sync: {
       MsgSync m;
-      std::uint8_t has = 0;
+      std::uint8_t has = 0, stateful = 0;
       std::uint32_t nh = 0, nd = 0;
       std::uint32_t nv = 0;
-      if (!r.u32(m.from) || !u64(r, m.incarnation) || !r.u8(has) || has > 1 || !r.u32(nv) || nv > 65536)
+      if (!r.u32(m.from) || !u64(r, m.incarnation) || !r.u8(has) || has > 1 || !r.u8(stateful) || stateful > 1 ||
+          !u64(r, m.gen) || !r.u32(nv) || nv > 65536)
         return truncated("SYNC");
+      m.stateful = stateful == 1;
       m.view.resize(nv);
       for (auto& v : m.view)
         if (!r.u32(v)) return truncated("SYNC view");
@@ -158,7 +217,9 @@ Result<ClusterMsg> decode_body(Reader& r) {
       if (!r.u32(nd) || nd > kMaxClusterFrame / 30) return truncated("SYNC");
       m.domains.resize(nd);
       for (auto& d : m.domains)
-        if (!r.bytes(d.uuid.bytes) || !r.str(d.name) || !r.u32(d.owner) || !u64(r, d.epoch))
+        if (!r.bytes(d.uuid.bytes) || !r.str(d.name) || !r.u32(d.owner) || !u64(r, d.epoch) ||
+            !r.u32(d.mig_source) || !r.u32(d.mig_target) || !u64(r, d.mig_epoch) || !r.u8(d.mig_phase) ||
+            d.mig_phase > 2 || !u64(r, d.gen))
           return truncated("SYNC domain");
       if (!get(r, m.facts)) return truncated("SYNC facts");
       return ClusterMsg{std::move(m)};
@@ -186,6 +247,40 @@ Result<ClusterMsg> decode_body(Reader& r) {
       MsgConfirmFenced m;
       if (!r.u32(m.host) || !r.u32(m.loss) || !r.str(m.by) || !u64(r, m.facts_incarnation) || !u64(r, m.facts_seq))
         return truncated("CONFIRM_FENCED");
+      return ClusterMsg{std::move(m)};
+    }
+    case Type::claim: {
+      MsgClaim m;
+      std::uint8_t kind = 0;
+      if (!r.u8(kind) || kind < 1 || kind > 2 || !r.u32(m.requester) || !u64(r, m.request) || !r.bytes(m.uuid.bytes) ||
+          !r.str(m.name) || !u64(r, m.expected_epoch))
+        return truncated("CLAIM");
+      m.kind = static_cast<MsgClaim::Kind>(kind);
+      return ClusterMsg{std::move(m)};
+    }
+    case Type::ack: {
+      MsgAck m;
+      if (!r.u32(m.requester) || !u64(r, m.request) || !r.u32(m.round)) return truncated("ACK");
+      return ClusterMsg{m};
+    }
+    case Type::reconfirm: {
+      MsgReconfirm m;
+      if (!r.u32(m.requester) || !u64(r, m.request) || !r.bytes(m.uuid.bytes) || !u64(r, m.epoch) || !r.u32(m.round))
+        return truncated("RECONFIRM");
+      return ClusterMsg{m};
+    }
+    case Type::release: {
+      MsgRelease m;
+      if (!r.u32(m.host) || !r.bytes(m.uuid.bytes) || !u64(r, m.epoch) || !u64(r, m.request) || !r.str(m.reason))
+        return truncated("RELEASE");
+      return ClusterMsg{std::move(m)};
+    }
+    case Type::migrate_end: {
+      MsgMigrateEnd m;
+      std::uint8_t ok = 0;
+      if (!r.u32(m.host) || !r.bytes(m.uuid.bytes) || !u64(r, m.mig_epoch) || !r.u8(ok) || ok > 1 || !r.str(m.reason))
+        return truncated("MIGRATE_END");
+      m.ok = ok == 1;
       return ClusterMsg{std::move(m)};
     }
   }

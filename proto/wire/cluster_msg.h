@@ -57,8 +57,18 @@ struct HostRecord {
 struct DomainRecord {
   Uuid uuid;
   std::string name;
-  NodeId owner = 0;         ///< 0 = none
-  std::uint64_t epoch = 0;  ///< grows on every change of owner, in the agreed order
+  NodeId owner = 0;         ///< 0 = none (never owned, or released by its owner on evidence)
+  std::uint64_t epoch = 0;  ///< grows on every grant and change of owner, in the agreed order
+  /// A migration hand-over granted to `mig_target` (phase 1), switched over to it (phase 2: owner is the
+  /// target, the source's copy may still exist until it reports it gone), or none/ended (0). mig_epoch only
+  /// grows (the target's epoch once it owns the domain); a message naming another mig_epoch is stale.
+  NodeId mig_source = 0;
+  NodeId mig_target = 0;
+  std::uint64_t mig_epoch = 0;
+  std::uint8_t mig_phase = 0;
+  /// The decisive generation in which the record last changed (see MsgSync::gen): a change made by a side
+  /// that was not decisive never outranks one made later by a decisive view.
+  std::uint64_t gen = 0;
   friend bool operator==(const DomainRecord&, const DomainRecord&) = default;
 };
 
@@ -70,6 +80,8 @@ struct MsgSync {
   NodeId from = 0;
   std::uint64_t incarnation = 0;
   bool has_state = false;  ///< carries the replicated tables (one member per previously synced group does)
+  bool stateful = false;   ///< the sender completed a SYNC in a decisive view and has not restarted since
+  std::uint64_t gen = 0;   ///< decisive generation: +1 at every SYNC that completes in a decisive view
   std::vector<NodeId> view;  ///< the members of the view it was built for (a SYNC counts only in that view)
   std::vector<HostRecord> hosts;
   std::vector<DomainRecord> domains;
@@ -106,7 +118,54 @@ struct MsgConfirmFenced {
   std::uint64_t facts_seq = 0;
 };
 
-using ClusterMsg = std::variant<MsgFacts, MsgSync, MsgFence, MsgFenceDone, MsgConfirmFenced>;
+/// REQUEST (safety-design.md §5): a start claim (the hook's "prepare begin") or a migration hand-over (the
+/// target's "migrate begin"), decided by every member at delivery against the replica.
+struct MsgClaim {
+  enum class Kind : std::uint8_t { start = 1, migrate = 2 };
+  Kind kind = Kind::start;
+  NodeId requester = 0;
+  std::uint64_t request = 0;  ///< requester-local id
+  Uuid uuid;
+  std::string name;
+  std::uint64_t expected_epoch = 0;  ///< the epoch the requester saw; another one at delivery refuses
+};
+/// "I hold the grant of (requester, request)": sent by every member that granted it at delivery (round 0) or
+/// that holds it when asked again after a membership change (round n, MsgReconfirm). The requester answers
+/// yes once every member of the view has acknowledged the current round: the grant is then stable.
+struct MsgAck {
+  NodeId requester = 0;
+  std::uint64_t request = 0;
+  std::uint32_t round = 0;
+};
+/// After a membership change the requester of a granted, not yet stable claim asks the new view again.
+struct MsgReconfirm {
+  NodeId requester = 0;
+  std::uint64_t request = 0;
+  Uuid uuid;
+  std::uint64_t epoch = 0;
+  std::uint32_t round = 0;
+};
+/// STOPPED / ABORT: the owner gives a domain up on its own evidence (the release hook or libvirt's stop event
+/// of that start, or "my hook was answered no"). A mismatched epoch, or a migration recorded, makes it a no-op.
+struct MsgRelease {
+  NodeId host = 0;
+  Uuid uuid;
+  std::uint64_t epoch = 0;
+  std::uint64_t request = 0;  ///< the aborted claim, 0 for a stop
+  std::string reason;
+};
+/// MIGRATE_END(fail) from the target on its own evidence (its incoming copy stopped before it ran, or its
+/// hook was answered no): the record returns to the source. A mismatched mig_epoch makes it a no-op.
+struct MsgMigrateEnd {
+  NodeId host = 0;
+  Uuid uuid;
+  std::uint64_t mig_epoch = 0;
+  bool ok = false;
+  std::string reason;
+};
+
+using ClusterMsg = std::variant<MsgFacts, MsgSync, MsgFence, MsgFenceDone, MsgConfirmFenced, MsgClaim, MsgAck,
+                                MsgReconfirm, MsgRelease, MsgMigrateEnd>;
 
 /// Encodes a message signed with the cluster key.
 std::string encode_cluster(const KeyId& key_id, std::string_view key, const ClusterMsg& m);
