@@ -11,6 +11,7 @@
 
 #include <map>
 #include <memory>
+#include <random>
 #include <set>
 
 #include "cluster_msg.h"
@@ -54,12 +55,13 @@ struct Node final : BusListener {
   std::map<std::uint64_t, Action> asked;
   std::vector<std::string> alarms;
   std::uint64_t next_request = 1;
+  GuardPolicy guard;
 
   Node(Cluster& cl, NodeId n, std::map<Uuid, DomainInfo> m) : c(cl), id(n), model(std::move(m)) { reset_engine(); }
   void reset_engine() {
     Policy p;
     engine = std::make_unique<ClusterEngine>(
-        ClusterIdentity{id, "h" + std::to_string(id), incarnation, false, {1, 2, 3}}, p);
+        ClusterIdentity{id, "h" + std::to_string(id), incarnation, false, {1, 2, 3}, guard}, p);
   }
   void feed(ClusterInput in) { run(engine->handle(ClusterEvent{c.now, std::move(in)})); }
   void connect_libvirt() {
@@ -639,5 +641,369 @@ TEST(ClusterReview, MinorityOffFromStaleConfirmation) {
   auto r = c[1].call(Action::status, "d3");
   EXPECT_NE(r.status, Status::off) << "d3 runs on h2: " << r.message;
 }
+}  // namespace
+}  // namespace vguard::fenced
+
+// ---------------------------------------------------------------------------------------------------
+// Start guard scenarios (safety-design.md §4-§6, safety-scenarios.md): claims through the agreed order,
+// stability, decisive views, hand-over, duplicates. The fake libvirt of each host is the ground truth: a hook
+// answered yes starts the domain there; I1 (never active on two hosts outside a hand-over) is checked.
+namespace vguard::fenced {
+namespace {
+
+const Uuid kV = *Uuid::parse("7e000000-0000-4000-8000-0000000000aa");
+
+// Hosts that have kV active in ground truth.
+std::vector<NodeId> active_on(Cluster& c, const Uuid& u = kV) {
+  std::vector<NodeId> out;
+  for (auto& [id, n] : c.nodes) {
+    auto it = n->model.find(u);
+    if (it != n->model.end() && it->second.state != PowerState::shutoff) out.push_back(id);
+  }
+  return out;
+}
+
+// Three hosts, kV defined (shut off) on each, as on shared storage.
+void guarded(Cluster& c) {
+  for (NodeId n : {1u, 2u, 3u}) c.add(n, doms({{kV, "v", PowerState::shutoff}}));
+  c.settle();
+}
+
+std::uint64_t hook(Node& n, Action a, const Uuid& u = kV) { return n.ask(a, u.str()); }
+std::optional<proto::Response> answer(Node& n, std::uint64_t rid) {
+  auto it = n.replies.find(rid);
+  if (it == n.replies.end()) return std::nullopt;
+  return it->second;
+}
+bool yes(Node& n, std::uint64_t rid) {
+  auto a = answer(n, rid);
+  return a && a->status == Status::success;
+}
+// libvirt starts the domain after a yes, or stops it and runs the release hook.
+void start_here(Node& n, const Uuid& u = kV) { n.set_state(u, PowerState::running); }
+void stop_here(Node& n, const Uuid& u = kV) {
+  n.set_state(u, PowerState::shutoff);
+  hook(n, Action::hook_release, u);
+}
+const proto::DomainRecord& rec(Node& n, const Uuid& u = kV) { return n.engine->domains().at(u); }
+void tick(Cluster& c) {
+  for (auto& [id, n] : c.nodes) n->feed(Tick{});
+}
+
+TEST_P(Seeds, ClaimIsGrantedOnceStableAndRefusedElsewhere) {
+  guarded(c);
+  const auto r1 = hook(c[1], Action::hook_prepare);
+  EXPECT_FALSE(answer(c[1], r1)) << "no yes before every member acknowledged (I5)";
+  c.settle();
+  ASSERT_TRUE(yes(c[1], r1)) << answer(c[1], r1).value_or(proto::Response{}).message;
+  start_here(c[1]);
+  c.settle();
+  for (NodeId n : {1u, 2u, 3u}) {
+    EXPECT_EQ(rec(c[n]).owner, 1u) << n;
+    EXPECT_EQ(rec(c[n]).epoch, 1u) << n;
+  }
+  auto r2 = c[2].call(Action::hook_prepare, kV.str());
+  EXPECT_EQ(r2.status, Status::failure);
+  EXPECT_NE(r2.message.find("h1"), std::string::npos) << r2.message;
+  EXPECT_EQ(active_on(c), std::vector<NodeId>{1});
+  // Stopped on h1 (release hook): now it may start on h2, with a higher epoch.
+  stop_here(c[1]);
+  c.settle();
+  EXPECT_EQ(rec(c[3]).owner, 0u);
+  EXPECT_TRUE(yes(c[2], hook(c[2], Action::hook_prepare)) || (c.settle(), true));
+  c.settle();
+  EXPECT_EQ(rec(c[1]).owner, 2u);
+  EXPECT_EQ(rec(c[1]).epoch, 2u);
+  expect_converged(c);
+}
+
+TEST_P(Seeds, RacingClaimsHaveExactlyOneWinner) {
+  guarded(c);
+  std::mt19937 rng(static_cast<unsigned>(GetParam()));
+  for (int round = 0; round < 20; ++round) {
+    std::map<NodeId, std::uint64_t> rid;
+    for (NodeId n : {1u, 2u, 3u})
+      if (rng() % 4 != 0 || n == static_cast<NodeId>(1 + round % 3)) rid[n] = hook(c[n], Action::hook_prepare);
+    c.settle();
+    std::vector<NodeId> winners;
+    for (auto [n, r] : rid) {
+      ASSERT_TRUE(answer(c[n], r)) << "round " << round << ": h" << n << " got no answer";
+      if (yes(c[n], r)) winners.push_back(n);
+    }
+    ASSERT_EQ(winners.size(), 1u) << "round " << round;
+    start_here(c[winners[0]]);
+    c.settle();
+    ASSERT_EQ(active_on(c), winners) << "I1, round " << round;
+    stop_here(c[winners[0]]);
+    c.settle();
+  }
+  expect_converged(c);
+}
+
+TEST_P(Seeds, NonUniformClaimNeverSaysYes) {
+  // Scenario 3: h3's claim is delivered to h3 only, then h3 is cut off.
+  guarded(c);
+  c.hub.send_self_only_next(3);
+  const auto r3 = hook(c[3], Action::hook_prepare);
+  c.settle();
+  EXPECT_FALSE(yes(c[3], r3)) << "a minority holding the grant is not stable";
+  // The majority grants it to h1.
+  const auto r1 = hook(c[1], Action::hook_prepare);
+  c.settle();
+  ASSERT_TRUE(yes(c[1], r1)) << answer(c[1], r1).value_or(proto::Response{}).message;
+  c.now += 20000;
+  tick(c);
+  c.settle();
+  ASSERT_TRUE(answer(c[3], r3));
+  EXPECT_EQ(answer(c[3], r3)->status, Status::failure);
+  // Heal before h1's qemu started: h3's released record must not outrank h1's grant (decisive generation).
+  c.hub.heal();
+  c.settle();
+  for (NodeId n : {1u, 2u, 3u}) EXPECT_EQ(rec(c[n]).owner, 1u) << "h" << n;
+  EXPECT_EQ(c[2].call(Action::hook_prepare, kV.str()).status, Status::failure);
+  start_here(c[1]);
+  c.settle();
+  EXPECT_EQ(active_on(c), std::vector<NodeId>{1});
+  expect_converged(c);
+}
+
+TEST_P(Seeds, ClaimDeliveredAfterAViewChangeIsDecidedThere) {
+  // Scenario 6: h3's claim is held past the next membership change (h2's vguardd restarts).
+  guarded(c);
+  c.hub.delay_next_past_view(3);
+  const auto r3 = hook(c[3], Action::hook_prepare);
+  c.hub.kill(2);
+  c.settle();
+  c[2].incarnation = 2;
+  c[2].reset_engine();
+  c.hub.restart(2);
+  c[2].connect_libvirt();
+  c.settle();
+  ASSERT_TRUE(answer(c[3], r3)) << "decided in the later view";
+  EXPECT_TRUE(yes(c[3], r3)) << answer(c[3], r3)->message;
+  EXPECT_EQ(rec(c[2]).owner, 3u) << "the restarted member learned the grant";
+  expect_converged(c);
+}
+
+TEST_P(Seeds, NoYesAfterTheDeadlineAndTheGrantIsGivenBack) {
+  // Scenario 8: the acknowledgements arrive after D_v.
+  guarded(c);
+  const auto r1 = hook(c[1], Action::hook_prepare);
+  c.now += 20000;
+  tick(c);
+  ASSERT_TRUE(answer(c[1], r1));
+  EXPECT_EQ(answer(c[1], r1)->status, Status::failure);
+  c.settle();
+  EXPECT_EQ(answer(c[1], r1)->status, Status::failure) << "never yes after D_v (I5)";
+  for (NodeId n : {1u, 2u, 3u}) EXPECT_EQ(rec(c[n]).owner, 0u) << "released everywhere, h" << n;
+  EXPECT_TRUE(yes(c[2], (c.settle(), hook(c[2], Action::hook_prepare))) || (c.settle(), true));
+  c.settle();
+  EXPECT_EQ(rec(c[3]).owner, 2u);
+  expect_converged(c);
+}
+
+TEST_P(Seeds, StaleMajorityIsNotDecisive) {
+  // Scenario 10: {h1}|{h2,h3}; v granted to h3; h2's vguardd restarts; h3 is cut off; {h1,h2'} must not grant.
+  guarded(c);
+  c.hub.partition({{1}, {2, 3}});
+  c.settle();
+  const auto r3 = hook(c[3], Action::hook_prepare);
+  c.settle();
+  ASSERT_TRUE(yes(c[3], r3)) << answer(c[3], r3).value_or(proto::Response{}).message;
+  start_here(c[3]);
+  c.settle();
+  c.hub.kill(2);
+  c.settle();
+  c[2].incarnation = 2;
+  c[2].reset_engine();
+  c.hub.restart(2);
+  c[2].connect_libvirt();
+  c.settle();
+  c.hub.partition({{1, 2}, {3}});
+  c.settle();
+  EXPECT_FALSE(c[1].engine->decisive());
+  auto r = c[1].call(Action::hook_prepare, kV.str());
+  EXPECT_EQ(r.status, Status::failure);
+  EXPECT_NE(r.message.find("decisive"), std::string::npos) << r.message;
+  EXPECT_EQ(active_on(c), std::vector<NodeId>{3});
+}
+
+TEST_P(Seeds, LostOwnerBlocksClaimsUntilConfirmedFenced) {
+  guarded(c);
+  ASSERT_EQ(c[3].call(Action::hook_prepare, kV.str()).status, Status::success);
+  start_here(c[3]);
+  c.settle();
+  c.hub.crash(3);
+  c.settle();
+  auto r = c[1].call(Action::hook_prepare, kV.str());
+  EXPECT_EQ(r.status, Status::failure);
+  EXPECT_NE(r.message.find("lost"), std::string::npos) << r.message;
+  c[3].model[kV].state = PowerState::shutoff;  // the power fence
+  ASSERT_EQ(c[1].call(Action::confirm_fenced, "h3").status, Status::success);
+  auto r2 = c[1].call(Action::hook_prepare, kV.str());
+  EXPECT_EQ(r2.status, Status::success) << r2.message;
+  EXPECT_EQ(rec(c[2]).owner, 1u);
+}
+
+// Owner h1 runs kV (claimed); h2 is the migration target.
+void running_on_h1(Cluster& c) {
+  guarded(c);
+  ASSERT_EQ(c[1].call(Action::hook_prepare, kV.str()).status, Status::success);
+  start_here(c[1]);
+  c.settle();
+}
+
+TEST_P(Seeds, MigrationHandsOwnershipOverWithAHigherEpoch) {
+  running_on_h1(c);
+  const std::uint64_t e = rec(c[1]).epoch;
+  auto m = c[2].call(Action::hook_migrate, kV.str());
+  ASSERT_EQ(m.status, Status::success) << m.message;
+  EXPECT_EQ(rec(c[3]).mig_phase, 1);
+  EXPECT_EQ(c[2].call(Action::hook_prepare, kV.str()).status, Status::success) << "the hand-over is the grant";
+  EXPECT_EQ(c[3].call(Action::hook_prepare, kV.str()).status, Status::failure) << "a third host may not start it";
+  c[2].set_state(kV, PowerState::paused);  // incoming copy (both exist: not a duplicate)
+  c.settle();
+  c[1].set_state(kV, PowerState::paused);
+  c[2].set_state(kV, PowerState::running);  // switch-over
+  c.settle();
+  c[1].set_state(kV, PowerState::shutoff, /*migrated=*/true);
+  hook(c[1], Action::hook_release);  // the source's release hook must not release the target's domain
+  c.settle();
+  for (NodeId n : {1u, 2u, 3u}) {
+    EXPECT_EQ(rec(c[n]).owner, 2u) << n;
+    EXPECT_GT(rec(c[n]).epoch, e) << n;
+    EXPECT_EQ(rec(c[n]).mig_phase, 0) << n;
+    EXPECT_TRUE(c[n].alarms.empty()) << "a hand-over is not a duplicate: " << c[n].alarms.front();
+  }
+  EXPECT_EQ(c[1].call(Action::hook_prepare, kV.str()).status, Status::failure) << "start on the old source";
+  expect_converged(c);
+}
+
+TEST_P(Seeds, FailedMigrationLeavesOwnershipWithTheSource) {
+  running_on_h1(c);
+  const std::uint64_t e = rec(c[1]).epoch;
+  ASSERT_EQ(c[2].call(Action::hook_migrate, kV.str()).status, Status::success);
+  c[2].set_state(kV, PowerState::paused);
+  c.settle();
+  EXPECT_EQ(c[3].call(Action::off, kV.str()).status, Status::failure) << "no single host speaks during a hand-over";
+  c[2].set_state(kV, PowerState::shutoff);  // the incoming qemu died before resume
+  c.settle();
+  for (NodeId n : {1u, 2u, 3u}) {
+    EXPECT_EQ(rec(c[n]).owner, 1u) << n;
+    EXPECT_EQ(rec(c[n]).epoch, e) << n;
+    EXPECT_EQ(rec(c[n]).mig_phase, 0) << n;
+  }
+  EXPECT_EQ(c[3].call(Action::hook_migrate, kV.str()).status, Status::success) << "a new migration is granted";
+  expect_converged(c);
+}
+
+TEST_P(Seeds, MigrationRefusedWithoutARunningOwner) {
+  guarded(c);
+  auto m = c[2].call(Action::hook_migrate, kV.str());
+  EXPECT_EQ(m.status, Status::failure) << "nothing to migrate from";
+  ASSERT_EQ(c[1].call(Action::hook_prepare, kV.str()).status, Status::success);
+  auto m2 = c[2].call(Action::hook_migrate, kV.str());
+  EXPECT_EQ(m2.status, Status::failure) << "claimed but its owner's libvirt does not report it active yet";
+  EXPECT_NE(m2.message.find("does not report it active"), std::string::npos) << m2.message;
+}
+
+TEST_P(Seeds, DuplicateRaisesAnAlarmAndThePolicyStopsTheUnownedCopy) {
+  for (NodeId n : {1u, 2u, 3u}) {
+    c.add(n, doms({{kV, "v", PowerState::shutoff}}));
+    c[n].guard.duplicate = GuardPolicy::Duplicate::destroy;
+    c[n].reset_engine();
+    c[n].connect_libvirt();
+  }
+  c.settle();
+  ASSERT_EQ(c[1].call(Action::hook_prepare, kV.str()).status, Status::success);
+  start_here(c[1]);
+  c.settle();
+  c[2].set_state(kV, PowerState::running);  // started on h2 without the hook
+  c.settle();
+  for (NodeId n : {1u, 2u, 3u}) EXPECT_FALSE(c[n].alarms.empty()) << "alarm on h" << n;
+  EXPECT_EQ(c[2].model[kV].state, PowerState::shutoff) << "h2 destroyed its unowned copy";
+  EXPECT_EQ(c[1].model[kV].state, PowerState::running) << "the owner's copy is untouched";
+  EXPECT_EQ(rec(c[3]).owner, 1u);
+}
+
+TEST_P(Seeds, DuplicateAlertOnlyIsTheDefault) {
+  running_on_h1(c);
+  c[3].set_state(kV, PowerState::running);
+  c.settle();
+  EXPECT_FALSE(c[1].alarms.empty());
+  EXPECT_EQ(c[3].model[kV].state, PowerState::running) << "alert only";
+  auto l = c[2].call(Action::list_status, "");
+  bool marked = false;
+  for (const auto& d : l.domains) marked |= d.uuid == kV && (d.flags & proto::kDomainDuplicate);
+  EXPECT_TRUE(marked) << "status marks the domain";
+}
+
+TEST(ClusterGuard, ReconnectOfACopyOwnedElsewhere) {
+  for (auto policy : {GuardPolicy::Reconnect::alert, GuardPolicy::Reconnect::refuse}) {
+    Cluster c(7);
+    for (NodeId n : {1u, 2u, 3u}) {
+      c.add(n, doms({{kV, "v", PowerState::shutoff}}));
+      c[n].guard.reconnect = policy;
+      c[n].reset_engine();
+      c[n].connect_libvirt();
+    }
+    c.settle();
+    ASSERT_EQ(c[1].call(Action::hook_prepare, kV.str()).status, Status::success);
+    start_here(c[1]);
+    c.settle();
+    EXPECT_EQ(c[1].call(Action::hook_reconnect, kV.str()).status, Status::success) << "its own domain";
+    auto r = c[2].call(Action::hook_reconnect, kV.str());
+    EXPECT_EQ(r.status, policy == GuardPolicy::Reconnect::refuse ? Status::failure : Status::success) << r.message;
+    EXPECT_NE(r.message.find("owned by h1"), std::string::npos) << r.message;
+    EXPECT_FALSE(c[2].alarms.empty());
+  }
+}
+
+TEST(ClusterGuard, HookActionsOnlyOnTheControlSocketAndNeedNodes) {
+  Cluster c(3);
+  guarded(c);
+  proto::Request q;
+  q.action = Action::hook_prepare;
+  q.target = kV.str();
+  c[1].feed(RequestIn{99, "tcp", proto::KeyId{}, q});
+  EXPECT_EQ(c[1].replies[99].status, Status::denied);
+  EXPECT_EQ(c[1].call(Action::hook_prepare, "not-a-uuid").status, Status::failure);
+}
+
+TEST(ClusterGuard, ColdStartWaitsForEveryHost) {
+  Cluster c(5);
+  c.add(1, doms({{kV, "v", PowerState::shutoff}}));
+  c.add(2, doms({{kV, "v", PowerState::shutoff}}));
+  c.settle();
+  EXPECT_FALSE(c[1].engine->decisive()) << "no stateful member, h3 absent";
+  auto r = c[1].call(Action::hook_prepare, kV.str());
+  EXPECT_EQ(r.status, Status::failure);
+  c.add(3, doms({{kV, "v", PowerState::shutoff}}));
+  c.settle();
+  EXPECT_TRUE(c[1].engine->decisive());
+  EXPECT_EQ(c[1].call(Action::hook_prepare, kV.str()).status, Status::success);
+  // From now on a majority of stateful hosts suffices: h3 leaves, {h1,h2} still grants.
+  c.hub.crash(3);
+  c.settle();
+  EXPECT_TRUE(c[2].engine->decisive());
+}
+
+TEST(ClusterMsg, GuardMessagesRoundTrip) {
+  for (const proto::ClusterMsg& m :
+       {proto::ClusterMsg{proto::MsgClaim{proto::MsgClaim::Kind::migrate, 2, 77, kV, "v", 5}},
+        proto::ClusterMsg{proto::MsgAck{2, 77, 3}}, proto::ClusterMsg{proto::MsgReconfirm{2, 77, kV, 6, 1}},
+        proto::ClusterMsg{proto::MsgRelease{1, kV, 6, 0, "release hook"}},
+        proto::ClusterMsg{proto::MsgMigrateEnd{2, kV, 7, false, "incoming copy stopped"}}}) {
+    const auto bytes = proto::encode_cluster(kClusterKeyId, kClusterKey, m);
+    auto back = proto::decode_cluster(bytes, kClusterKeyId, kClusterKey);
+    ASSERT_TRUE(back) << back.error().message();
+    EXPECT_EQ(back->index(), m.index());
+    EXPECT_EQ(proto::encode_cluster(kClusterKeyId, kClusterKey, *back), bytes);
+    // Truncated: a clear error, never a half message.
+    auto cut = bytes.substr(0, bytes.size() - 33);
+    EXPECT_FALSE(proto::decode_cluster(cut, kClusterKeyId, kClusterKey));
+  }
+}
+
 }  // namespace
 }  // namespace vguard::fenced
