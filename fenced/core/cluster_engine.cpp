@@ -110,10 +110,12 @@ std::vector<Command> ClusterEngine::handle(const ClusterEvent& ev) {
           on_request(ev.now, in, out);
         } else if constexpr (std::is_same_v<T, HvConnected>) {
           hv_connected_ = true;
+          listed_at_ = in.listed_at;
           local_domains_.clear();
           for (const auto& d : in.domains) local_domains_[d.uuid] = d;
           forward_local(out, local_.handle(Event{ev.now, in}));
           send_facts(out);
+          release_not_running(out);
         } else if constexpr (std::is_same_v<T, HvDomain>) {
           auto prev = local_domains_.find(in.info.uuid);
           const DomainInfo before = prev == local_domains_.end() ? DomainInfo{in.info.uuid, in.info.name,
@@ -821,6 +823,7 @@ void ClusterEngine::answer_claim(Claim& c, bool yes, const std::string& why, Out
   out.push_back(Audit{migrate ? "handover" : "claim-answer", std::move(f), true});
   const std::string name = c.msg.name;
   if (yes) {
+    if (!migrate) yes_at_[c.msg.uuid] = now_;
     reply(out, c.in, nullptr, Status::success, errc::ok,
           migrate ? fmt::format("incoming migration of {} granted (epoch {})", name, c.epoch)
                   : fmt::format("{} may start here (epoch {})", name, c.epoch),
@@ -881,6 +884,24 @@ void ClusterEngine::after_sync(Out& out) {
       out.push_back(SendMsg{proto::MsgReconfirm{id_.self, c.in.id, c.msg.uuid, c.epoch, c.round}});
       check_stable(id, out);  // a view of one is stable at once
     }
+  }
+  release_not_running(out);
+}
+
+// Domains the replica says we own but that a libvirt listing taken after the event subscription shows
+// inactive here (e.g. stopped while vguardd was down) are released: the owner's own evidence
+// (safety-design.md scenario 38). A start we said yes to after that listing was asked for may not show in it
+// yet, so it is never released this way (its stop event or release hook will do).
+void ClusterEngine::release_not_running(Out& out) {
+  if (!hv_connected_ || listed_at_ < 0 || !in_view_ || !synced_) return;
+  for (const auto& [u, d] : domains_) {
+    if (d.owner != id_.self || d.mig_phase != 0) continue;
+    if (auto y = yes_at_.find(u); y != yes_at_.end() && (listed_at_ == 0 || y->second >= listed_at_)) continue;
+    bool pending = false;
+    for (const auto& [id, c] : claims_) pending |= c.msg.uuid == u;
+    if (pending) continue;
+    if (auto l = local_domains_.find(u); l != local_domains_.end() && active_state(l->second.state)) continue;
+    out.push_back(SendMsg{proto::MsgRelease{id_.self, u, d.epoch, 0, "not active here (libvirt listing)"}});
   }
 }
 

@@ -140,6 +140,7 @@ class ClusterEngine {
   void handover_rules(const Uuid& u, Out& out);
   void check_duplicate(const Uuid& u, Out& out);
   void release_own(const Uuid& u, const std::string& reason, Out& out);
+  void release_not_running(Out& out);
   void on_local_change(const DomainInfo& before, const DomainInfo& now, Out& out);
   [[nodiscard]] boost::json::object claim_fields(const Uuid& u) const;
   [[nodiscard]] std::string members_text() const;
@@ -210,6 +211,8 @@ class ClusterEngine {
   std::map<Uuid, std::uint64_t> incoming_;      // migrations granted to us (mig_epoch), until they end
   std::map<Uuid, std::string> alarmed_;         // duplicates already reported (by the host set), not repeated
   std::uint64_t next_policy_op_ = 0;            // DoPause/DoDestroy of the duplicate policy (own id space)
+  TimeMs listed_at_ = -1;                       // when the current libvirt listing was asked for (-1: none)
+  std::map<Uuid, TimeMs> yes_at_;               // when we last answered a start claim yes
 
   // Pacemaker fencing history: per lost host, the loss it was first observed for and the last-fence time then.
   // Only a fence newer than that baseline confirms the loss (a fence seen after the loss, never before it).

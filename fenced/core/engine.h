@@ -56,6 +56,8 @@ struct RequestIn {
 /// The hypervisor connection is up; domains is a listing taken after the event subscription.
 struct HvConnected {
   std::vector<DomainInfo> domains;
+  /// When the listing was asked for (monotonic ms; 0 = unknown). A start granted after it may not show yet.
+  TimeMs listed_at = 0;
 };
 /// A lifecycle event.
 struct HvDomain {

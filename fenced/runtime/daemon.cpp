@@ -275,13 +275,14 @@ struct Daemon::Impl final : HypervisorListener, BusListener {
   void try_connect() {
     if (connecting || stopping) return;
     connecting = true;
-    asio::post(pool, [this] {
+    const TimeMs asked = mono_ms();
+    asio::post(pool, [this, asked] {
       auto c = hv.connect();
       Result<std::vector<DomainInfo>> listing = c ? hv.list_domains() : Result<std::vector<DomainInfo>>(c.error());
-      asio::post(io, [this, listing = std::move(listing)] {
+      asio::post(io, [this, asked, listing = std::move(listing)] {
         connecting = false;
         if (listing) {
-          feed(HvConnected{*listing});
+          feed(HvConnected{*listing, asked});
         } else {
           feed(HvLost{listing.error().message()});
           VG_LOG(log, Level::warning, "libvirt", "cannot connect to {}: {}; retrying in {} s", opts.config.libvirt_uri,

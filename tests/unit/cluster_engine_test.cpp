@@ -988,6 +988,38 @@ TEST(ClusterGuard, ColdStartWaitsForEveryHost) {
   EXPECT_TRUE(c[2].engine->decisive());
 }
 
+TEST_P(Seeds, OwnerThatStoppedWhileItsVguarddWasDownReleasesOnItsListing) {
+  // Scenario 38: h1 owns v; its vguardd dies; v stops meanwhile; the restarted vguardd's listing (taken after
+  // the subscription) shows it inactive: released, so another host may start it.
+  running_on_h1(c);
+  c.hub.kill(1);
+  c.settle();
+  c[1].model[kV].state = PowerState::shutoff;
+  c[1].incarnation = 2;
+  c[1].reset_engine();
+  c.hub.restart(1);
+  c[1].connect_libvirt();
+  c.settle();
+  EXPECT_EQ(rec(c[2]).owner, 0u);
+  EXPECT_EQ(c[2].call(Action::hook_prepare, kV.str()).status, Status::success);
+}
+
+TEST_P(Seeds, AListingAskedBeforeAYesReleasesNothing) {
+  guarded(c);
+  c.now = 5000;
+  ASSERT_EQ(c[1].call(Action::hook_prepare, kV.str()).status, Status::success);
+  // libvirt has not started it yet; a reconnect listing asked for before the yes arrives now.
+  c[1].feed(HvConnected{{DomainInfo{kV, "v", PowerState::shutoff, false}}, 4000});
+  c.settle();
+  EXPECT_EQ(rec(c[2]).owner, 1u) << "the start in progress keeps its grant";
+  EXPECT_EQ(c[2].call(Action::hook_prepare, kV.str()).status, Status::failure);
+  // A listing asked for later that still shows it inactive (the start failed without a hook) releases it.
+  c.now = 9000;
+  c[1].feed(HvConnected{{DomainInfo{kV, "v", PowerState::shutoff, false}}, 8000});
+  c.settle();
+  EXPECT_EQ(rec(c[2]).owner, 0u);
+}
+
 TEST(ClusterMsg, GuardMessagesRoundTrip) {
   for (const proto::ClusterMsg& m :
        {proto::ClusterMsg{proto::MsgClaim{proto::MsgClaim::Kind::migrate, 2, 77, kV, "v", 5}},
