@@ -9,12 +9,20 @@
 #include "audit.h"
 #include "cluster_fmt.h"
 #include "fs_util.h"
+#include "install_hook.h"
 #include "keygen.h"
 #include "log_cmd.h"
 #include "status.h"
 
 #ifndef VG_VERSION
 #define VG_VERSION "0.1.0"
+#endif
+// Where CMake installs vguard-hook: PREFIX/libexec/vguard/vguard-hook, and the same relative to the bindir.
+#ifndef VG_HOOK_INSTALLED
+#define VG_HOOK_INSTALLED "/usr/local/libexec/vguard/vguard-hook"
+#endif
+#ifndef VG_HOOK_FROM_BINDIR
+#define VG_HOOK_FROM_BINDIR "../libexec/vguard/vguard-hook"
 #endif
 
 namespace vguard::ctl {
@@ -248,6 +256,37 @@ int cmd_log_verify(const std::vector<std::string>& args, std::ostream& out, std:
   return v.exit_code;
 }
 
+int cmd_install_hook(const std::vector<std::string>& args, std::ostream& out, std::ostream& err,
+                     const Deps& deps) {
+  po::options_description desc("install-hook options");
+  InstallHookOptions o;
+  const std::string default_hook = default_hook_program(deps.self_exe, VG_HOOK_FROM_BINDIR, VG_HOOK_INSTALLED);
+  desc.add_options()                                                                          //
+      ("help,h", "show this help")                                                            //
+      ("hooks-dir", po::value(&o.hooks_dir)->default_value(o.hooks_dir),
+       "libvirt's hook directory: the wrapper goes to DIR/qemu.d/vguard if DIR/qemu.d is a directory, else to "
+       "DIR/qemu")                                                                            //
+      ("config", po::value(&o.config)->default_value(o.config), "the vguard.conf vguard-hook reads (absolute path)")  //
+      ("hook", po::value(&o.hook)->default_value(default_hook), "the vguard-hook program (absolute path)");
+  const auto vm = parse("install-hook", args, desc);
+  if (vm.count("help")) {
+    out << command_help("install-hook [--hooks-dir DIR] [--config FILE] [--hook PATH]", desc);
+    return kExitOk;
+  }
+  auto r = install_hook(o);
+  if (!r) return fail(err, r.error().context);
+  if (r->action == InstalledHook::Action::unchanged) {
+    out << "vguard hook already installed at " << r->target << '\n';
+    return kExitOk;
+  }
+  out << fmt::format("vguard hook {} at {}: runs {} with VGUARD_CONFIG={}\n",
+                     r->action == InstalledHook::Action::updated ? "updated" : "installed", r->target, o.hook,
+                     o.config)
+      << "libvirtd must be restarted to notice a new hook: systemctl restart libvirtd (running guests keep "
+         "running)\n";
+  return kExitOk;
+}
+
 int dispatch(const std::vector<std::string>& args, std::ostream& out, std::ostream& err, const Deps& deps) {
   if (args.empty()) throw UsageError{"missing command", ""};
   const std::string& a0 = args[0];
@@ -284,6 +323,7 @@ int dispatch(const std::vector<std::string>& args, std::ostream& out, std::ostre
     throw UsageError{"unknown log subcommand '" + rest[0] + "' (expected show or verify)", ""};
   }
   if (a0 == "hosts") return cmd_hosts(rest, out, err, deps);
+  if (a0 == "install-hook") return cmd_install_hook(rest, out, err, deps);
   if (a0 == "host") {
     if (rest.empty()) throw UsageError{"'host' needs a subcommand: confirm-fenced", ""};
     const std::vector<std::string> rest2(rest.begin() + 1, rest.end());
@@ -312,6 +352,8 @@ std::string usage() {
       "  log verify [--file F]                       check the forensic log's hash chain\n"
       "  hosts [--socket PATH] [--json]              cluster mode: hosts, their state, quorum\n"
       "  host confirm-fenced HOST [--yes]            cluster mode: declare a lost host powered off\n"
+      "  install-hook [--hooks-dir DIR] [--config FILE] [--hook PATH]\n"
+      "                                              install vguard-hook as libvirt's qemu hook\n"
       "  help [COMMAND]                              show help\n"
       "\n"
       "Options: --help, --version. '{0} COMMAND --help' lists a command's options.\n"

@@ -21,6 +21,8 @@ struct Deps {
       call;
   /// Unix time in milliseconds (for --since 10m).
   std::function<std::int64_t()> now_unix_ms;
+  /// The running vguardctl's own path (/proc/self/exe), to find vguard-hook next to it; empty if unknown.
+  std::string self_exe;
 };
 
 /// Runs vguardctl with args (argv without argv[0]); results go to out, diagnostics to err (one line,

@@ -36,7 +36,7 @@ std::string parent_dir(const std::string& path) {
   return path.substr(0, slash);
 }
 
-Result<void> make_dirs(const std::string& dir) {
+Result<void> make_dirs(const std::string& dir, unsigned mode) {
   struct stat st {};
   if (::stat(dir.c_str(), &st) == 0) {
     if (!S_ISDIR(st.st_mode)) return make_error(errc::io_error, dir + " exists and is not a directory");
@@ -46,11 +46,16 @@ Result<void> make_dirs(const std::string& dir) {
     return make_error(errc::io_error, "cannot access " + dir + ": " + std::strerror(errno));
   const std::string parent = parent_dir(dir);
   if (parent != dir) {
-    auto r = make_dirs(parent);
+    auto r = make_dirs(parent, mode);
     if (!r) return r;
   }
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+  if (::mkdir(dir.c_str(), static_cast<mode_t>(mode)) != 0) {
+    if (errno == EEXIST) return {};
     return make_error(errc::io_error, "cannot create directory " + dir + ": " + std::strerror(errno));
+  }
+  // The umask narrowed mkdir's mode; a directory we created gets exactly the mode asked for.
+  if (::chmod(dir.c_str(), static_cast<mode_t>(mode)) != 0)
+    return make_error(errc::io_error, "cannot chmod directory " + dir + ": " + std::strerror(errno));
   return {};
 }
 

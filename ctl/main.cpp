@@ -1,5 +1,6 @@
-// vguardctl: vguard's admin CLI. Composition root only: binds the real client and clock to ctl::run().
+// vguardctl: vguard's admin CLI. Composition root only: binds the real client, clock and own path to ctl::run().
 #include <chrono>
+#include <filesystem>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -24,6 +25,8 @@ int main(int argc, char** argv) {
                std::chrono::system_clock::now().time_since_epoch())
         .count();
   };
+  std::error_code ec;
+  deps.self_exe = std::filesystem::read_symlink("/proc/self/exe", ec).string();  // empty if unknown
   std::vector<std::string> args(argv + (argc > 0 ? 1 : 0), argv + argc);
   const int rc = ctl::run(args, std::cout, std::cerr, deps);
   std::cout.flush();

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <utility>
 
 namespace vguard::fenced {
 namespace {
@@ -120,6 +121,101 @@ TEST_F(ConfigTest, ClusterSection) {
   EXPECT_NE(error_of("[cluster]\ngroup = fence-agents\n").find("fence_virtd"), std::string::npos);
   EXPECT_NE(error_of("[cluster]\npacemaker_history = maybe\n").find(":2: bad value 'maybe'"), std::string::npos);
   EXPECT_NE(error_of("[cluster]\nenabled = perhaps\n").find(":2: bad value"), std::string::npos);
+}
+}  // namespace
+}  // namespace vguard::fenced
+
+namespace vguard::fenced {
+namespace {
+using Dup = GuardPolicy::Duplicate;
+using Rec = GuardPolicy::Reconnect;
+
+TEST_F(ConfigTest, GuardAndHookDefaults) {
+  auto c = load_config(write(""));
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->guard.duplicate, Dup::alert);
+  EXPECT_EQ(c->guard.reconnect, Rec::alert);
+  EXPECT_TRUE(c->hook_refuse_prepare);
+  EXPECT_TRUE(c->hook_refuse_migrate);
+  EXPECT_FALSE(c->hook_refuse_reconnect);  // a failing reconnect hook makes libvirt kill the running guest
+  EXPECT_EQ(c->hook_timeout, 10u);
+  // Empty sections change nothing either.
+  c = load_config(write("[guard]\n[hook]\n"));
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->guard.duplicate, Dup::alert);
+  EXPECT_EQ(c->hook_timeout, 10u);
+}
+
+TEST_F(ConfigTest, GuardPolicies) {
+  const std::pair<const char*, Dup> dups[] = {{"alert", Dup::alert}, {"pause", Dup::pause}, {"destroy", Dup::destroy}};
+  for (const auto& [word, want] : dups) {
+    auto c = load_config(write(std::string("[guard]\nduplicate_policy = ") + word + "\n"));
+    ASSERT_TRUE(c) << c.error().message();
+    EXPECT_EQ(c->guard.duplicate, want) << word;
+    EXPECT_EQ(c->guard.reconnect, Rec::alert) << word;
+  }
+  const std::pair<const char*, Rec> recs[] = {{"alert", Rec::alert}, {"refuse", Rec::refuse}};
+  for (const auto& [word, want] : recs) {
+    auto c = load_config(write(std::string("[guard]\nreconnect_policy = ") + word + "\n"));
+    ASSERT_TRUE(c) << c.error().message();
+    EXPECT_EQ(c->guard.reconnect, want) << word;
+    EXPECT_EQ(c->guard.duplicate, Dup::alert) << word;
+  }
+}
+
+TEST_F(ConfigTest, HookSettings) {
+  auto c = load_config(write("[hook]\nunreachable_prepare = allow\nunreachable_migrate = allow\n"
+                             "unreachable_reconnect = refuse\ntimeout = 300\n"));
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_FALSE(c->hook_refuse_prepare);
+  EXPECT_FALSE(c->hook_refuse_migrate);
+  EXPECT_TRUE(c->hook_refuse_reconnect);
+  EXPECT_EQ(c->hook_timeout, 300u);
+  c = load_config(write("[hook]\nunreachable_prepare = refuse\nunreachable_migrate = refuse\n"
+                        "unreachable_reconnect = allow\ntimeout = 1\n"));
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_TRUE(c->hook_refuse_prepare);
+  EXPECT_TRUE(c->hook_refuse_migrate);
+  EXPECT_FALSE(c->hook_refuse_reconnect);
+  EXPECT_EQ(c->hook_timeout, 1u);
+  // Each key is independent of the others.
+  c = load_config(write("[hook]\nunreachable_migrate = allow\n"));
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_TRUE(c->hook_refuse_prepare);
+  EXPECT_FALSE(c->hook_refuse_migrate);
+  EXPECT_FALSE(c->hook_refuse_reconnect);
+}
+
+TEST_F(ConfigTest, GuardAndHookErrorsNameFileLineAndKey) {
+  struct Case {
+    std::string text;
+    std::string want;
+  } cases[] = {
+      {"[guard]\nduplicate_policy = kill\n",
+       "vguard-test.conf:2: bad value 'kill' for duplicate_policy: expected alert or pause or destroy"},
+      {"[guard]\n\nreconnect_policy = destroy\n",
+       "vguard-test.conf:3: bad value 'destroy' for reconnect_policy: expected alert or refuse"},
+      {"[guard]\nduplicate_policy = Pause\n", ":2: bad value 'Pause' for duplicate_policy"},
+      {"[guard]\nduplicate_policy =\n", ":2: bad value '' for duplicate_policy"},
+      {"[guard]\nduplicate_policy = alert\nduplicate_policy = pause\n",
+       ":3: 'guard.duplicate_policy' is set more than once"},
+      {"[guard]\nreconnect = refuse\n", ":2: unknown key 'guard.reconnect'"},
+      {"[hook]\nunreachable_prepare = deny\n",
+       "vguard-test.conf:2: bad value 'deny' for unreachable_prepare: expected refuse or allow"},
+      {"[hook]\nunreachable_migrate = yes\n", ":2: bad value 'yes' for unreachable_migrate"},
+      {"[hook]\n# c\nunreachable_reconnect = no\n", ":3: bad value 'no' for unreachable_reconnect"},
+      {"[hook]\nunreachable_restore = refuse\n", ":2: unknown key 'hook.unreachable_restore': a restore is guarded"},
+      {"[hook]\ntimeout = 0\n", "vguard-test.conf:2: bad value '0' for timeout: expected an integer from 1 to 300"},
+      {"[hook]\ntimeout = 301\n", ":2: bad value '301' for timeout"},
+      {"[hook]\ntimeout = 10s\n", ":2: bad value '10s' for timeout"},
+      {"[hook]\ntimeout = -1\n", ":2: bad value '-1' for timeout"},
+      {"[hook]\ntimeout = 5\ntimeout = 6\n", ":3: 'hook.timeout' is set more than once"},
+      {"[hook]\nunreachable_start = refuse\n", ":2: unknown key 'hook.unreachable_start'"},
+  };
+  for (const auto& c : cases) {
+    const std::string e = error_of(c.text);
+    EXPECT_NE(e.find(c.want), std::string::npos) << "got: " << e << "\nwant: " << c.want;
+  }
 }
 }  // namespace
 }  // namespace vguard::fenced

@@ -21,6 +21,7 @@
 #include "audit.h"
 #include "cli.h"
 #include "cluster_fmt.h"
+#include "install_hook.h"
 #include "key.h"
 #include "keygen.h"
 #include "log_cmd.h"
@@ -529,6 +530,8 @@ TEST(CtlCli, UsageErrorsExitTwoWithOneLine) {
       {{"host", "confirm-fenced", "", "--yes"}, "HOST must not be empty"},
       {{"host", "confirm-fenced", "hv2", "--bogus"}, "Try 'vguardctl host confirm-fenced --help'.\n"},
       {{"host", "confirm-fenced", "hv2", "--timeout", "0", "--yes"}, "--timeout must be within"},
+      {{"install-hook", "extra"}, "vguardctl: unexpected argument 'extra'. Try 'vguardctl install-hook --help'.\n"},
+      {{"install-hook", "--hook"}, "Try 'vguardctl install-hook --help'.\n"},
   };
   for (const auto& c : cases) {
     const auto r = run_ctl(c.args);
@@ -736,6 +739,224 @@ TEST(CtlCli, ConfirmFencedSendsTheHost) {
   EXPECT_THAT(r.out, HasSubstr("Usage: vguardctl hosts"));
 }
 
+// ---- install-hook
+// ------------------------------------------------------------------------------------------
+
+std::vector<std::string> entries(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+void write_file(const std::string& path, const std::string& text, unsigned mode) {
+  std::ofstream(path, std::ios::binary) << text;
+  ASSERT_EQ(::chmod(path.c_str(), mode), 0) << path;
+}
+
+// Runs a command through /bin/sh with an empty environment, as libvirt runs hooks; returns its stdout.
+std::string run_clean(const std::string& command, int* status = nullptr) {
+  FILE* p = ::popen(("env -i " + command).c_str(), "r");
+  EXPECT_NE(p, nullptr);
+  if (!p) return {};
+  std::string text;
+  char buf[512];
+  while (const std::size_t n = std::fread(buf, 1, sizeof buf, p)) text.append(buf, n);
+  const int st = ::pclose(p);
+  if (status) *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return text;
+}
+
+// A hooks directory and a stand-in for vguard-hook that prints its arguments and VGUARD_CONFIG.
+class InstallHookTest : public ::testing::Test {
+ protected:
+  TempDir tmp;
+  std::string hooks = tmp.path() + "/etc/libvirt/hooks";
+  std::string program = tmp.path() + "/bin dir/fake hook";
+  std::string config = tmp.path() + "/it's vguard.conf";
+  void SetUp() override {
+    fs::create_directories(tmp.path() + "/bin dir");
+    write_file(program, "#!/bin/sh\nprintf 'args=%s|' \"$@\"\nprintf 'config=%s\\n' \"$VGUARD_CONFIG\"\n", 0755);
+  }
+  [[nodiscard]] InstallHookOptions opts() const {
+    InstallHookOptions o;
+    o.hooks_dir = hooks;
+    o.config = config;
+    o.hook = program;
+    return o;
+  }
+};
+
+TEST(CtlInstallHook, WrapperText) {
+  EXPECT_EQ(shell_quote("/usr/libexec/vguard/vguard-hook"), "'/usr/libexec/vguard/vguard-hook'");
+  EXPECT_EQ(shell_quote("it's"), "'it'\\''s'");
+  EXPECT_EQ(shell_quote(""), "''");
+  const std::string w = hook_wrapper("/etc/vguard/vguard.conf", "/usr/libexec/vguard/vguard-hook");
+  EXPECT_THAT(w, StartsWith("#!/bin/sh\n# vguard-hook wrapper, installed by vguardctl install-hook\n"));
+  EXPECT_THAT(w, HasSubstr("\nVGUARD_CONFIG='/etc/vguard/vguard.conf' exec '/usr/libexec/vguard/vguard-hook' \"$@\"\n"));
+}
+
+TEST_F(InstallHookTest, FreshInstallCreatesTheDirectoryAndAnExecutableWrapper) {
+  auto r = install_hook(opts());
+  ASSERT_TRUE(r.has_value()) << r.error().message();
+  EXPECT_EQ(r->action, InstalledHook::Action::installed);
+  EXPECT_EQ(r->target, hooks + "/qemu");
+  EXPECT_EQ(mode_of(hooks), 0755u);
+  EXPECT_EQ(mode_of(tmp.path() + "/etc/libvirt"), 0755u);
+  EXPECT_EQ(mode_of(r->target), 0755u);
+  EXPECT_EQ(slurp(r->target), hook_wrapper(config, program));
+  EXPECT_EQ(entries(hooks), std::vector<std::string>{"qemu"});  // no temporary file left behind
+}
+
+TEST_F(InstallHookTest, TheWrapperRunsTheHookWithItsArgumentsAndConfig) {
+  auto r = install_hook(opts());
+  ASSERT_TRUE(r.has_value()) << r.error().message();
+  int status = -1;
+  const std::string out = run_clean(shell_quote(r->target) + " web-1 prepare begin - </dev/null", &status);
+  EXPECT_EQ(status, 0);
+  EXPECT_EQ(out, "args=web-1|args=prepare|args=begin|args=-|config=" + config + "\n");
+}
+
+TEST_F(InstallHookTest, ReRunIsIdempotent) {
+  ASSERT_TRUE(install_hook(opts()).has_value());
+  struct stat before {};
+  ASSERT_EQ(::stat((hooks + "/qemu").c_str(), &before), 0);
+  auto r = install_hook(opts());
+  ASSERT_TRUE(r.has_value()) << r.error().message();
+  EXPECT_EQ(r->action, InstalledHook::Action::unchanged);
+  struct stat after {};
+  ASSERT_EQ(::stat((hooks + "/qemu").c_str(), &after), 0);
+  EXPECT_EQ(before.st_ino, after.st_ino);  // not even rewritten
+  EXPECT_EQ(entries(hooks), std::vector<std::string>{"qemu"});
+}
+
+TEST_F(InstallHookTest, OurOwnWrapperIsUpdated) {
+  ASSERT_TRUE(install_hook(opts()).has_value());
+  auto o = opts();
+  o.config = "/etc/vguard/other.conf";
+  auto r = install_hook(o);
+  ASSERT_TRUE(r.has_value()) << r.error().message();
+  EXPECT_EQ(r->action, InstalledHook::Action::updated);
+  EXPECT_EQ(slurp(hooks + "/qemu"), hook_wrapper("/etc/vguard/other.conf", program));
+  // Same content but a wrong mode is repaired too.
+  ASSERT_EQ(::chmod((hooks + "/qemu").c_str(), 0644), 0);
+  r = install_hook(o);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->action, InstalledHook::Action::updated);
+  EXPECT_EQ(mode_of(hooks + "/qemu"), 0755u);
+}
+
+TEST_F(InstallHookTest, AForeignHookIsRefusedAndLeftUnchanged) {
+  fs::create_directories(hooks);
+  const std::string foreign = "#!/bin/sh\n# someone else's hook\nexit 0\n";
+  write_file(hooks + "/qemu", foreign, 0750);
+  auto r = install_hook(opts());
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().context, hooks + "/qemu exists and is not a vguard hook; not touching it (move it into " +
+                                   hooks + "/qemu.d/ or remove it)");
+  EXPECT_EQ(slurp(hooks + "/qemu"), foreign);
+  EXPECT_EQ(mode_of(hooks + "/qemu"), 0750u);
+  EXPECT_EQ(entries(hooks), std::vector<std::string>{"qemu"});
+
+  // A link (say to vguard-hook itself, as older instructions suggested) is not ours to replace either.
+  fs::remove(hooks + "/qemu");
+  fs::create_symlink(program, hooks + "/qemu");
+  r = install_hook(opts());
+  ASSERT_FALSE(r.has_value());
+  EXPECT_THAT(r.error().context, HasSubstr("exists and is not a vguard hook"));
+  EXPECT_TRUE(fs::is_symlink(hooks + "/qemu"));
+}
+
+TEST_F(InstallHookTest, QemuDotDIsPreferredWhenItExists) {
+  fs::create_directories(hooks + "/qemu.d");
+  write_file(hooks + "/qemu", "#!/bin/sh\nexit 0\n", 0755);  // another hook keeps the main name
+  auto r = install_hook(opts());
+  ASSERT_TRUE(r.has_value()) << r.error().message();
+  EXPECT_EQ(r->target, hooks + "/qemu.d/vguard");
+  EXPECT_EQ(hook_target(hooks), hooks + "/qemu.d/vguard");
+  EXPECT_EQ(slurp(hooks + "/qemu.d/vguard"), hook_wrapper(config, program));
+  EXPECT_EQ(mode_of(hooks + "/qemu.d/vguard"), 0755u);
+  EXPECT_EQ(slurp(hooks + "/qemu"), "#!/bin/sh\nexit 0\n");
+}
+
+TEST_F(InstallHookTest, BadInputChangesNothing) {
+  struct Case {
+    InstallHookOptions o;
+    std::string want;
+  };
+  std::vector<Case> cases;
+  cases.push_back({opts(), ""});
+  cases.back().o.config = "vguard.conf";
+  cases.back().want = "the configuration file must be an absolute path, not 'vguard.conf'";
+  cases.push_back({opts(), ""});
+  cases.back().o.hook = "vguard-hook";
+  cases.back().want = "the vguard-hook program must be an absolute path, not 'vguard-hook'";
+  cases.push_back({opts(), ""});
+  cases.back().o.hook = tmp.path() + "/missing";
+  cases.back().want = tmp.path() + "/missing is not an executable file; name vguard-hook with --hook PATH";
+  cases.push_back({opts(), ""});
+  cases.back().o.hook = config;  // exists, not executable
+  cases.back().want = "is not an executable file";
+  write_file(config, "", 0644);
+  for (const auto& c : cases) {
+    auto r = install_hook(c.o);
+    ASSERT_FALSE(r.has_value()) << c.want;
+    EXPECT_THAT(r.error().context, HasSubstr(c.want));
+    EXPECT_FALSE(fs::exists(tmp.path() + "/etc")) << c.want;
+  }
+}
+
+TEST(CtlInstallHook, DefaultProgram) {
+  TempDir tmp;
+  const std::string installed = "/usr/local/libexec/vguard/vguard-hook";
+  const std::string rel = "../libexec/vguard/vguard-hook";
+  fs::create_directories(tmp.path() + "/bin");
+  EXPECT_EQ(default_hook_program(tmp.path() + "/bin/vguardctl", rel, installed), installed);
+  EXPECT_EQ(default_hook_program("", rel, installed), installed);
+  fs::create_directories(tmp.path() + "/libexec/vguard");
+  write_file(tmp.path() + "/libexec/vguard/vguard-hook", "", 0755);
+  EXPECT_EQ(default_hook_program(tmp.path() + "/bin/vguardctl", rel, installed),
+            tmp.path() + "/libexec/vguard/vguard-hook");
+  write_file(tmp.path() + "/bin/vguard-hook", "", 0755);  // a build tree: next to vguardctl wins
+  EXPECT_EQ(default_hook_program(tmp.path() + "/bin/vguardctl", rel, installed), tmp.path() + "/bin/vguard-hook");
+}
+
+TEST_F(InstallHookTest, CommandLine) {
+  const std::vector<std::string> args = {"install-hook", "--hooks-dir", hooks, "--config", config, "--hook", program};
+  const std::string restart =
+      "libvirtd must be restarted to notice a new hook: systemctl restart libvirtd (running guests keep running)\n";
+  auto r = run_ctl(args);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "vguard hook installed at " + hooks + "/qemu: runs " + program + " with VGUARD_CONFIG=" + config +
+                       "\n" + restart);
+  EXPECT_EQ(r.err, "");
+  r = run_ctl(args);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "vguard hook already installed at " + hooks + "/qemu\n");
+  r = run_ctl({"install-hook", "--hooks-dir", hooks, "--config", "/etc/vguard/b.conf", "--hook", program});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "vguard hook updated at " + hooks + "/qemu: runs " + program +
+                       " with VGUARD_CONFIG=/etc/vguard/b.conf\n" + restart);
+
+  const std::string other = tmp.path() + "/other";
+  fs::create_directories(other);
+  write_file(other + "/qemu", "#!/bin/sh\n", 0755);
+  r = run_ctl({"install-hook", "--hooks-dir", other, "--hook", program});
+  EXPECT_EQ(r.code, kExitFailure);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "vguardctl: " + other + "/qemu exists and is not a vguard hook; not touching it (move it into " +
+                       other + "/qemu.d/ or remove it)\n");
+  EXPECT_EQ(slurp(other + "/qemu"), "#!/bin/sh\n");
+
+  r = run_ctl({"install-hook", "--help"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_THAT(r.out, HasSubstr("Usage: vguardctl install-hook [--hooks-dir DIR] [--config FILE] [--hook PATH]"));
+  EXPECT_THAT(r.out, HasSubstr("/etc/libvirt/hooks"));
+  EXPECT_THAT(r.out, HasSubstr("/etc/vguard/vguard.conf"));
+  r = run_ctl({"--help"});
+  EXPECT_THAT(r.out, HasSubstr("install-hook"));
+}
+
 // ---- the built binary
 // --------------------------------------------------------------------------------------
 
@@ -765,6 +986,17 @@ TEST(CtlBinary, ExitCodes) {
   EXPECT_EQ(run_binary("bogus"), 2);
   TempDir tmp;
   EXPECT_EQ(run_binary("status --timeout 2 --socket " + tmp.path() + "/none.sock"), 1);
+}
+
+TEST(CtlBinary, InstallHookDefaultsToTheVguardHookNextToIt) {
+  const std::string beside = fs::path(VGUARDCTL_PATH).parent_path() / "vguard-hook";
+  if (!fs::exists(beside)) GTEST_SKIP() << beside << " is not built";
+  TempDir tmp;
+  std::string out;
+  EXPECT_EQ(run_binary("install-hook --hooks-dir " + tmp.path() + "/hooks", &out), 0);
+  EXPECT_EQ(slurp(tmp.path() + "/hooks/qemu"), hook_wrapper("/etc/vguard/vguard.conf", beside));
+  EXPECT_EQ(run_binary("install-hook --hooks-dir " + tmp.path() + "/hooks", &out), 0);
+  EXPECT_EQ(out, "vguard hook already installed at " + tmp.path() + "/hooks/qemu\n");
 }
 
 }  // namespace

@@ -201,7 +201,11 @@ TEST(Message, ActionNames) {
   EXPECT_FALSE(action_from_name("destroy"));
   EXPECT_FALSE(action_known(0));
   EXPECT_FALSE(action_known(8));
-  EXPECT_FALSE(action_known(20));
+  EXPECT_TRUE(action_known(20));
+  EXPECT_TRUE(action_known(21));
+  EXPECT_FALSE(action_known(22));
+  EXPECT_EQ(action_name(Action::hook_migrate), "hook-migrate");
+  EXPECT_EQ(action_from_name("hook-reconnect"), Action::hook_reconnect);
 }
 
 TEST(Key, IdIsStableAndKeyDependent) {
