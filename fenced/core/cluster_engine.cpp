@@ -44,7 +44,7 @@ ClusterEngine::ClusterEngine(ClusterIdentity id, Policy policy)
 bool ClusterEngine::lost(NodeId h) const {
   if (members_.count(h)) return false;
   auto it = hosts_.find(h);
-  return it != hosts_.end() && it->second.losses > 0 && it->second.confirmed_loss < it->second.losses;
+  return it != hosts_.end() && it->second.losses > 0 && !confirmed(h);
 }
 
 bool ClusterEngine::confirmed(NodeId h) const {
@@ -149,6 +149,16 @@ std::vector<Command> ClusterEngine::handle(const ClusterEvent& ev) {
               for (const auto& [h, rec] : hosts_)
                 if (lost(h)) out.push_back(QueryFenceHistory{h, rec.hostname});
             }
+            for (auto it = parked_.begin(); it != parked_.end();) {
+              if (it->deadline > ev.now) {
+                ++it;
+                continue;
+              }
+              const RequestIn r = it->in;
+              it = parked_.erase(it);
+              reply(out, r, nullptr, Status::failure, errc::operation_failed,
+                    "cluster state transfer did not complete before the hook's deadline");
+            }
             for (auto& [id, c] : claims_)
               if (!c.answered && c.deadline <= ev.now)
                 answer_claim(c, false, "not granted by the whole cluster view before the hook's deadline", out);
@@ -189,6 +199,10 @@ std::vector<Command> ClusterEngine::handle(const ClusterEvent& ev) {
           out.push_back(Audit{"membership", {{"event", "bus-lost"}, {"reason", in.reason}}, false});
           out.push_back(LogLine{Level::error, "cluster bus lost: " + in.reason + "; acting on own domains only"});
           fail_remotes(out, "this host lost the cluster bus (" + in.reason + ")", std::nullopt);
+          for (const auto& p : parked_)
+            reply(out, p.in, nullptr, Status::failure, errc::operation_failed,
+                  "this host lost the cluster bus (" + in.reason + ")");
+          parked_.clear();
           for (auto& [id, c] : claims_)
             if (!c.answered) answer_claim(c, false, "this host lost the cluster bus (" + in.reason + ")", out);
           // A claim we did not deliver ourselves before losing the bus is delivered by nobody; granted ones stay
@@ -288,6 +302,10 @@ void ClusterEngine::on_view(const View& v, Out& out) {
   synced_ = false;
   sync_waiting_ = members_;
   sync_inbox_.clear();
+  // Messages buffered in a view whose SYNC never completed are dropped by every member that delivered them
+  // (applying them after the next merge would apply them on some members only). Their senders recover:
+  // FACTS are in every SYNC, releases are re-derived after each SYNC, claims and fences hit their deadline.
+  buffered_.clear();
   // Members that completed the last SYNC together hold identical tables, so one of them is enough to carry
   // them: the lowest-id one still present. Everybody of that group computes the same carrier (a member that
   // left in between, e.g. a restarted vguardd, is no longer a candidate). Others send their FACTS only.
@@ -334,6 +352,16 @@ void ClusterEngine::on_message(NodeId from, const proto::ClusterMsg& m, Out& out
       buffered_.clear();
       for (const auto& [f, msg] : pending) apply(f, msg, out);
       after_sync(out);
+      auto parked = std::move(parked_);
+      parked_.clear();
+      for (const auto& p : parked) {
+        if (p.deadline <= now_) {
+          reply(out, p.in, nullptr, Status::failure, errc::operation_failed, "cluster state transfer did not complete in time");
+          continue;
+        }
+        hook_start(p.in, p.in.request.action == Action::hook_migrate ? proto::MsgClaim::Kind::migrate
+                                                                     : proto::MsgClaim::Kind::start, out);
+      }
     }
     return;
   }
@@ -352,6 +380,7 @@ void ClusterEngine::merge(Out& out) {
   std::map<Uuid, proto::DomainRecord> domains;
   std::size_t stateful = 0;
   std::uint64_t gen = 0;
+  std::vector<proto::Facts> own_facts;  // every member's own fresh FACTS replace what any carrier held
   auto merge_host = [&](const proto::HostRecord& r) {
     auto& h = hosts[r.id];
     h.id = r.id;
@@ -385,7 +414,9 @@ void ClusterEngine::merge(Out& out) {
     self.hostname = s.facts.hostname;
     self.facts = s.facts;
     merge_host(self);
+    own_facts.push_back(s.facts);
   }
+  for (const auto& f : own_facts) hosts[f.host].facts = f;
   hosts_ = std::move(hosts);
   domains_ = std::move(domains);
   synced_ = true;
@@ -416,9 +447,16 @@ void ClusterEngine::merge(Out& out) {
 // Agreed messages
 
 void ClusterEngine::apply(NodeId from, const proto::ClusterMsg& m, Out& out) {
+  const bool was = decisive();
   apply_one(from, m, out);
-  // A view can become decisive later in its life (a confirmation, a libvirt back): it counts from then on.
-  if (!stateful_ && decisive()) stateful_ = true;
+  // A view can become decisive later in its life (a confirmation, a libvirt back): it counts from then on,
+  // and grants acknowledged meanwhile are stable now.
+  if (!was && decisive()) {
+    stateful_ = true;
+    std::vector<std::uint64_t> ids;
+    for (const auto& [id, c] : claims_) ids.push_back(id);
+    for (auto id : ids) check_stable(id, out);
+  }
 }
 
 void ClusterEngine::apply_one(NodeId from, const proto::ClusterMsg& m, Out& out) {
@@ -544,7 +582,9 @@ void ClusterEngine::apply_facts(const proto::Facts& f, Out& out) {
   auto& rec = hosts_[f.host];
   rec.id = f.host;
   if (!f.hostname.empty()) rec.hostname = f.hostname;
-  if (rec.facts && !newer(f, *rec.facts)) return;
+  // Within one incarnation seq orders the reports; another incarnation (a restarted vguardd, whatever its
+  // clock said) replaces them in the agreed order: clocks never decide.
+  if (rec.facts && f.incarnation == rec.facts->incarnation && f.seq <= rec.facts->seq) return;
   rec.facts = f;
   adopt_owners(f, out);
 }
@@ -573,8 +613,12 @@ void ClusterEngine::adopt_owners(const proto::Facts& f, Out& out) {
     const NodeId prev = d.owner;
     bool take = prev == 0 || confirmed(prev);
     if (!take && members_.count(prev)) {
+      // Only the owner's own word that the domain left by migration (an unguarded one) moves it; "inactive"
+      // alone may be a granted start that has not launched yet.
       const auto& pf = hosts_[prev].facts;
-      take = pf && pf->reachable && !active_in(*pf, e.uuid);
+      take = pf && pf->reachable &&
+             std::any_of(pf->entries.begin(), pf->entries.end(),
+                         [&](const auto& x) { return x.uuid == e.uuid && x.migrated_away; });
     } else if (!take) {
       out.push_back(Audit{"alarm",
                           {{"kind", "active-while-owner-lost"}, {"uuid", e.uuid.str()}, {"domain", d.name},
@@ -647,6 +691,7 @@ std::optional<std::string> ClusterEngine::refuse_claim(const proto::MsgClaim& c)
     return fmt::format("this view is not decisive ({} of {} configured hosts stateful, not all present)",
                        stateful_members_, id_.configured.size());
   const NodeId req = c.requester;
+  if (!members_.count(req)) return fmt::format("{} is not a member of this view", host_name(req));
   const auto it = domains_.find(c.uuid);
   const proto::DomainRecord d = it == domains_.end() ? proto::DomainRecord{c.uuid, c.name, 0, 0} : it->second;
   const std::string& name = d.name.empty() ? c.name : d.name;
@@ -665,7 +710,7 @@ std::optional<std::string> ClusterEngine::refuse_claim(const proto::MsgClaim& c)
       return fmt::format("{}'s last host {} is lost and not confirmed fenced (epoch {})", name, host_name(h), d.epoch);
   }
   if (c.kind == proto::MsgClaim::Kind::start) {
-    if (d.owner != 0 && d.owner != req && members_.count(d.owner))
+    if (d.owner != 0 && d.owner != req && !confirmed(d.owner))
       return fmt::format("{} is owned by {} (epoch {})", name, host_name(d.owner), d.epoch);
     for (NodeId h : hosts_reporting_active(c.uuid))
       if (h != req) return fmt::format("{} is running on {} (epoch {})", name, host_name(h), d.epoch);
@@ -693,17 +738,24 @@ void ClusterEngine::hook_start(const RequestIn& r, proto::MsgClaim::Kind kind, O
                       false});
   const auto u = Uuid::parse(r.request.target);
   if (!u) return reply(out, r, nullptr, Status::failure, errc::no_such_domain, "not a UUID: " + r.request.target);
-  if (!in_view_ || !synced_ || !quorate_)
+  if (in_view_ && !synced_) {
+    // A start during a membership change waits for its state transfer instead of failing (until D_v).
+    const std::uint32_t budget = r.request.budget_ms == 0 ? 10000 : r.request.budget_ms;
+    parked_.push_back(Parked{r, now_ + std::max<TimeMs>(budget - kClaimMargin, budget / 2)});
+    return;
+  }
+  if (!in_view_ || !quorate_)
     // Local and conservative (libquorum is not ordered with CPG): never ask the cluster then.
     return reply(out, r, nullptr, Status::failure, errc::operation_failed,
-                 !in_view_ ? "this host is in no cluster view"
-                 : !synced_ ? "cluster state transfer in progress"
-                            : "this partition has no quorum");
+                 !in_view_ ? "this host is in no cluster view" : "this partition has no quorum");
   auto it = domains_.find(*u);
   std::string name = it == domains_.end() ? u->str() : it->second.name;
   if (auto l = local_domains_.find(*u); l != local_domains_.end() && !l->second.name.empty()) name = l->second.name;
-  if (!migrate && it != domains_.end() && it->second.mig_phase == 1 && it->second.mig_target == id_.self) {
-    // The start that follows a granted incoming migration takes no claim (the hand-over is the grant).
+  if (!migrate && it != domains_.end() && it->second.mig_phase == 1 && it->second.mig_target == id_.self &&
+      incoming_.count(*u) && incoming_[*u] == it->second.mig_epoch) {
+    // The start that follows an incoming migration this process said yes to takes no claim (the hand-over is
+    // the grant); once only.
+    incoming_.erase(*u);
     out.push_back(Audit{"decision", claim_fields(*u), true});
     return reply(out, r, nullptr, Status::success, errc::ok,
                  fmt::format("incoming migration of {} (epoch {} -> {})", name, it->second.epoch, it->second.mig_epoch),
@@ -779,11 +831,17 @@ void ClusterEngine::on_claim(NodeId from, const proto::MsgClaim& c, Out& out) {
     out.push_back(SendMsg{proto::MsgAck{from, c.request, 0}});
     return;
   }
-  if (mine == claims_.end()) return;  // not ours any more (cannot happen: we keep granted claims)
+  if (mine == claims_.end()) {
+    // Delivered after we gave up waiting for it (the hook was told no long ago): give the grant back.
+    if (c.kind == proto::MsgClaim::Kind::start)
+      out.push_back(SendMsg{proto::MsgRelease{id_.self, c.uuid, granted, c.request, "claim delivered after its hook gave up"}});
+    else
+      out.push_back(SendMsg{proto::MsgMigrateEnd{id_.self, c.uuid, granted, false, "claim delivered after its hook gave up"}});
+    return;
+  }
   Claim& cl = mine->second;
   cl.granted = true;
   cl.epoch = granted;
-  if (c.kind == proto::MsgClaim::Kind::migrate) incoming_[c.uuid] = granted;
   if (cl.answered) return give_up(cl, out);  // the hook was already told no
   cl.acks.insert(id_.self);
   check_stable(c.request, out);
@@ -823,7 +881,11 @@ void ClusterEngine::answer_claim(Claim& c, bool yes, const std::string& why, Out
   out.push_back(Audit{migrate ? "handover" : "claim-answer", std::move(f), true});
   const std::string name = c.msg.name;
   if (yes) {
-    if (!migrate) yes_at_[c.msg.uuid] = now_;
+    yes_at_[c.msg.uuid] = now_;
+    auto& run = runs_[c.msg.uuid];
+    run.yes = ++run_seq_;
+    run.yes_epoch = c.epoch;
+    if (migrate) incoming_[c.msg.uuid] = c.epoch;
     reply(out, c.in, nullptr, Status::success, errc::ok,
           migrate ? fmt::format("incoming migration of {} granted (epoch {})", name, c.epoch)
                   : fmt::format("{} may start here (epoch {})", name, c.epoch),
@@ -893,15 +955,24 @@ void ClusterEngine::after_sync(Out& out) {
 // (safety-design.md scenario 38). A start we said yes to after that listing was asked for may not show in it
 // yet, so it is never released this way (its stop event or release hook will do).
 void ClusterEngine::release_not_running(Out& out) {
-  if (!hv_connected_ || listed_at_ < 0 || !in_view_ || !synced_) return;
+  if (!in_view_ || !synced_) return;
+  // Evidence already seen here whose message may have been lost with a view (re-sent; a repeat is a no-op).
+  for (const auto& [u, d] : domains_)
+    if ((d.owner == id_.self && d.mig_phase == 0) || (d.mig_phase == 1 && d.mig_target == id_.self))
+      settle_local(u, out);
+  if (!hv_connected_ || listed_at_ < 0) return;
   for (const auto& [u, d] : domains_) {
-    if (d.owner != id_.self || d.mig_phase != 0) continue;
+    const bool incoming = d.mig_phase == 1 && d.mig_target == id_.self;
+    if (!incoming && (d.owner != id_.self || d.mig_phase != 0)) continue;
     if (auto y = yes_at_.find(u); y != yes_at_.end() && (listed_at_ == 0 || y->second >= listed_at_)) continue;
     bool pending = false;
     for (const auto& [id, c] : claims_) pending |= c.msg.uuid == u;
     if (pending) continue;
     if (auto l = local_domains_.find(u); l != local_domains_.end() && active_state(l->second.state)) continue;
-    out.push_back(SendMsg{proto::MsgRelease{id_.self, u, d.epoch, 0, "not active here (libvirt listing)"}});
+    if (incoming)
+      out.push_back(SendMsg{proto::MsgMigrateEnd{id_.self, u, d.mig_epoch, false, "not active here (libvirt listing)"}});
+    else
+      out.push_back(SendMsg{proto::MsgRelease{id_.self, u, d.epoch, 0, "not active here (libvirt listing)"}});
   }
 }
 
@@ -945,6 +1016,7 @@ void ClusterEngine::on_migrate_end(NodeId from, const proto::MsgMigrateEnd& m, O
   it->second.mig_phase = 0;
   it->second.gen = gen_;
   if (from == id_.self) incoming_.erase(m.uuid);
+  settle_local(m.uuid, out);  // the source may have stopped meanwhile
   out.push_back(LogLine{Level::notice, fmt::format("migration of {} to {} failed ({}); owner stays {} | epoch={}",
                                                    it->second.name, host_name(from), m.reason,
                                                    host_name(it->second.owner), it->second.epoch)});
@@ -983,8 +1055,8 @@ void ClusterEngine::handover_rules(const Uuid& u, Out& out) {
       d.epoch = d.mig_epoch;
       d.mig_phase = src_gone ? 0 : 2;
       d.gen = gen_;
-      if (d.mig_target == id_.self) incoming_.erase(u);
       log(d.mig_phase == 0 ? "migrated" : "switched over");
+      if (d.mig_phase == 0) settle_local(u, out);
       return;
     }
     if (confirmed(d.mig_target)) {
@@ -992,6 +1064,7 @@ void ClusterEngine::handover_rules(const Uuid& u, Out& out) {
       d.mig_phase = 0;
       d.gen = gen_;
       log("target fenced, hand-over cancelled");
+      settle_local(u, out);
     }
     return;
   }
@@ -999,6 +1072,7 @@ void ClusterEngine::handover_rules(const Uuid& u, Out& out) {
     d.mig_phase = 0;
     d.gen = gen_;
     log("migrated");
+    settle_local(u, out);
   }
 }
 
@@ -1050,30 +1124,49 @@ void ClusterEngine::check_duplicate(const Uuid& u, Out& out) {
     out.push_back(DoDestroy{op, u});
 }
 
-// Releases and failed hand-overs rest on this host's own evidence: its libvirt saw the domain stop.
+// Releases and failed hand-overs rest on this host's own evidence: what its libvirt and its release hook
+// said, in the order it happened here.
 void ClusterEngine::on_local_change(const DomainInfo& before, const DomainInfo& now, Out& out) {
-  if (!active_state(before.state) || active_state(now.state) || now.migrated_away) return;
-  const auto it = domains_.find(now.uuid);
-  if (!in_view_ || !synced_ || it == domains_.end()) return;
-  const auto& d = it->second;
-  if (d.mig_phase == 1 && d.mig_target == id_.self && incoming_.count(now.uuid)) {
-    // Our incoming copy stopped before it ran: the migration failed.
-    out.push_back(SendMsg{proto::MsgMigrateEnd{id_.self, now.uuid, d.mig_epoch, false, "incoming copy stopped"}});
-    return;
-  }
-  release_own(now.uuid, "stopped (libvirt event)", out);
+  const bool was = active_state(before.state), is = active_state(now.state);
+  if (!was && is) runs_[now.uuid].started = ++run_seq_;
+  if (!was || is || now.migrated_away) return;
+  runs_[now.uuid].stopped = ++run_seq_;
+  settle_local(now.uuid, out);
 }
 
-void ClusterEngine::release_own(const Uuid& u, const std::string& reason, Out& out) {
+// Did this domain stop here, in a run that belongs to our latest grant? A stop seen before our last yes is
+// stale (an event can arrive after the next start's yes); the release hook after the yes always counts (a
+// start that failed runs it without a start event).
+bool ClusterEngine::stop_evidence(const Uuid& u) const {
+  const auto it = runs_.find(u);
+  if (it == runs_.end()) return false;
+  const LocalRun& r = it->second;
+  if (r.yes == 0) return r.stopped != 0 || r.hook_released != 0;
+  if (r.hook_released > r.yes) return true;
+  return r.stopped > r.yes && r.started > r.yes && r.stopped > r.started;
+}
+
+void ClusterEngine::settle_local(const Uuid& u, Out& out) {
+  if (!in_view_ || !synced_) return;  // re-derived after the next SYNC
   const auto it = domains_.find(u);
   if (it == domains_.end()) return;
   const auto& d = it->second;
-  if (d.owner != id_.self || d.mig_phase != 0) return;
   for (const auto& [id, c] : claims_)
-    if (c.msg.uuid == u && !c.answered) return;  // a start of ours is being decided: not a stop
-  if (auto l = local_domains_.find(u); l != local_domains_.end() && active_state(l->second.state) && hv_connected_)
-    return;  // still active here as far as our libvirt said last
-  out.push_back(SendMsg{proto::MsgRelease{id_.self, u, d.epoch, 0, reason}});
+    if (c.msg.uuid == u && !c.answered) return;  // a start or hand-over of ours is being decided
+  if (!stop_evidence(u)) return;
+  // The release hook after the last start we saw outranks a cached "active" whose stop event is still late.
+  const bool hook_after_start = runs_[u].hook_released > runs_[u].started;
+  if (auto l = local_domains_.find(u);
+      !hook_after_start && l != local_domains_.end() && active_state(l->second.state))
+    return;
+  if (d.mig_phase == 1 && d.mig_target == id_.self) {
+    // Our incoming copy stopped before it ran: the migration failed.
+    out.push_back(SendMsg{proto::MsgMigrateEnd{id_.self, u, d.mig_epoch, false, "incoming copy stopped"}});
+    return;
+  }
+  if (d.owner != id_.self || d.mig_phase != 0) return;  // during a hand-over: settled when it clears
+  const auto& r = runs_[u];
+  out.push_back(SendMsg{proto::MsgRelease{id_.self, u, r.yes != 0 ? r.yes_epoch : d.epoch, 0, "stopped here"}});
 }
 
 void ClusterEngine::hook_release(const RequestIn& r, Out& out) {
@@ -1081,21 +1174,11 @@ void ClusterEngine::hook_release(const RequestIn& r, Out& out) {
                       {{"request", r.id}, {"requester", r.requester}, {"action", "hook-release"},
                        {"target", r.request.target}},
                       false});
-  const auto u = Uuid::parse(r.request.target);
-  if (u && in_view_ && synced_) {
-    const auto it = domains_.find(*u);
-    if (it != domains_.end() && it->second.mig_phase == 1 && it->second.mig_target == id_.self &&
-        incoming_.count(*u)) {
-      out.push_back(
-          SendMsg{proto::MsgMigrateEnd{id_.self, *u, it->second.mig_epoch, false, "incoming copy released"}});
-    } else if (it != domains_.end() && it->second.owner == id_.self && it->second.mig_phase == 0) {
-      // The release hook runs once qemu is gone: that is the owner's evidence, even if libvirt's stop event
-      // has not reached us yet.
-      bool pending = false;
-      for (const auto& [id, c] : claims_) pending |= c.msg.uuid == *u && !c.answered;
-      if (!pending)
-        out.push_back(SendMsg{proto::MsgRelease{id_.self, *u, it->second.epoch, 0, "release hook"}});
-    }
+  if (const auto u = Uuid::parse(r.request.target)) {
+    // The release hook runs once qemu is gone: that is the owner's evidence, even if libvirt's stop event has
+    // not reached us yet.
+    runs_[*u].hook_released = ++run_seq_;
+    settle_local(*u, out);
   }
   reply(out, r, nullptr, Status::success, errc::ok, "noted");
 }

@@ -139,7 +139,6 @@ class ClusterEngine {
   void after_sync(Out& out);
   void handover_rules(const Uuid& u, Out& out);
   void check_duplicate(const Uuid& u, Out& out);
-  void release_own(const Uuid& u, const std::string& reason, Out& out);
   void release_not_running(Out& out);
   void on_local_change(const DomainInfo& before, const DomainInfo& now, Out& out);
   [[nodiscard]] boost::json::object claim_fields(const Uuid& u) const;
@@ -208,7 +207,26 @@ class ClusterEngine {
   std::map<std::uint64_t, RequestIn> confirms_;  // our CONFIRM_FENCED requests, by request id
   std::uint64_t next_synthetic_ = 0;
   std::map<std::uint64_t, Claim> claims_;       // our hook claims, by request id
-  std::map<Uuid, std::uint64_t> incoming_;      // migrations granted to us (mig_epoch), until they end
+  std::map<Uuid, std::uint64_t> incoming_;      // migrations this process answered yes (mig_epoch), until the
+                                                // target's prepare hook used the hand-over
+  // This host's own evidence per domain, as local sequence numbers (what happened after what, here): our last
+  // yes (start or migrate), the last start and stop libvirt reported, the last release hook.
+  struct LocalRun {
+    std::uint64_t yes = 0;
+    std::uint64_t yes_epoch = 0;
+    std::uint64_t started = 0;
+    std::uint64_t stopped = 0;
+    std::uint64_t hook_released = 0;
+  };
+  std::map<Uuid, LocalRun> runs_;
+  std::uint64_t run_seq_ = 0;
+  [[nodiscard]] bool stop_evidence(const Uuid& u) const;
+  void settle_local(const Uuid& u, Out& out);
+  struct Parked {  // a hook that arrived during a state transfer: decided once it completes
+    RequestIn in;
+    TimeMs deadline = 0;
+  };
+  std::vector<Parked> parked_;
   std::map<Uuid, std::string> alarmed_;         // duplicates already reported (by the host set), not repeated
   std::uint64_t next_policy_op_ = 0;            // DoPause/DoDestroy of the duplicate policy (own id space)
   TimeMs listed_at_ = -1;                       // when the current libvirt listing was asked for (-1: none)

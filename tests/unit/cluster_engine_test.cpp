@@ -1020,6 +1020,78 @@ TEST_P(Seeds, AListingAskedBeforeAYesReleasesNothing) {
   EXPECT_EQ(rec(c[2]).owner, 0u);
 }
 
+// Review findings, each reproduced first.
+TEST_P(Seeds, RestartedMigrationTargetCannotStartWithoutAClaimAndTheHandOverEnds) {
+  running_on_h1(c);
+  ASSERT_EQ(c[2].call(Action::hook_migrate, kV.str()).status, Status::success);
+  c.hub.kill(2);  // h2's vguardd restarts before libvirt launched the incoming copy (which then never comes)
+  c.settle();
+  c[2].incarnation = 2;
+  c[2].reset_engine();
+  c.hub.restart(2);
+  c[2].connect_libvirt();
+  c.settle();
+  EXPECT_EQ(rec(c[1]).mig_phase, 0) << "the restarted target's listing ended the hand-over";
+  EXPECT_EQ(rec(c[1]).owner, 1u);
+  auto r = c[2].call(Action::hook_prepare, kV.str());
+  EXPECT_EQ(r.status, Status::failure) << "no hand-over bypass for a yes this process never gave";
+  EXPECT_EQ(active_on(c), std::vector<NodeId>{1});
+  EXPECT_EQ(c[3].call(Action::hook_migrate, kV.str()).status, Status::success) << "not stuck";
+}
+
+TEST_P(Seeds, StaleStopEventDoesNotReleaseTheNextStart) {
+  running_on_h1(c);
+  c[1].model[kV].state = PowerState::shutoff;  // stopped; libvirt's event is late
+  hook(c[1], Action::hook_release);
+  c.settle();
+  ASSERT_EQ(rec(c[2]).owner, 0u);
+  ASSERT_EQ(c[1].call(Action::hook_prepare, kV.str()).status, Status::success);  // started again at once
+  c[1].feed(HvDomain{c[1].model[kV]});  // the old stop event arrives now
+  c.settle();
+  EXPECT_EQ(rec(c[2]).owner, 1u) << "the stale stop released the new grant";
+  EXPECT_EQ(c[2].call(Action::hook_prepare, kV.str()).status, Status::failure);
+}
+
+TEST_P(Seeds, UnguardedCopyDoesNotTakeAGrantThatIsStillStarting) {
+  guarded(c);
+  ASSERT_EQ(c[1].call(Action::hook_prepare, kV.str()).status, Status::success);  // qemu not launched yet
+  c[2].set_state(kV, PowerState::running);  // a copy started on h2 without the hook
+  c.settle();
+  EXPECT_EQ(rec(c[3]).owner, 1u);
+  c[2].set_state(kV, PowerState::shutoff);
+  c.settle();
+  auto r = c[3].call(Action::hook_prepare, kV.str());
+  EXPECT_EQ(r.status, Status::failure) << "h1's start is still under way: " << r.message;
+}
+
+TEST_P(Seeds, InterruptedSyncLeavesEqualReplicas) {
+  guarded(c);
+  ASSERT_EQ(c[2].call(Action::hook_prepare, kV.str()).status, Status::success);
+  start_here(c[2]);
+  c.settle();
+  c.hub.delay_next_past_view(2);
+  c[2].set_state(kV, PowerState::shutoff);  // its FACTS and release are held past the next view
+  c.hub.partition({{1, 2}, {3}});
+  c.hub.heal();
+  c.settle();
+  expect_converged(c);
+  EXPECT_EQ(rec(c[3]).owner, 0u) << "the release was derived again after the SYNC";
+  EXPECT_EQ(c[3].call(Action::hook_prepare, kV.str()).status, Status::success);
+}
+
+TEST_P(Seeds, HookDuringAStateTransferWaitsForIt) {
+  guarded(c);
+  c.hub.kill(3);
+  while (c[1].engine->synced() && c.hub.step(1)) {
+  }
+  ASSERT_FALSE(c[1].engine->synced());
+  const auto r = hook(c[1], Action::hook_prepare);
+  EXPECT_FALSE(answer(c[1], r)) << "parked, not refused";
+  c.settle();
+  ASSERT_TRUE(answer(c[1], r));
+  EXPECT_TRUE(yes(c[1], r)) << answer(c[1], r)->message;
+}
+
 TEST(ClusterMsg, GuardMessagesRoundTrip) {
   for (const proto::ClusterMsg& m :
        {proto::ClusterMsg{proto::MsgClaim{proto::MsgClaim::Kind::migrate, 2, 77, kV, "v", 5}},
