@@ -41,6 +41,7 @@ std::vector<std::string> domain_flag_names(std::uint8_t flags) {
   if (flags & proto::kDomainOwnerLost) out.emplace_back("OWNER-LOST");
   if (flags & proto::kDomainDuplicate) out.emplace_back("DUPLICATE");
   if (flags & proto::kDomainHostFenced) out.emplace_back("HOST-FENCED");
+  if (flags & proto::kDomainMigrating) out.emplace_back("MIGRATING");
   return out;
 }
 

@@ -1316,6 +1316,7 @@ void ClusterEngine::list(const RequestIn& r, Out& out) {
       e.state = state_on(shown, u);
     }
     if (hosts_reporting_active(u).size() > 1 && d.mig_phase == 0) e.flags |= proto::kDomainDuplicate;
+    if (d.mig_phase != 0) e.flags |= proto::kDomainMigrating;
     resp.domains.push_back(std::move(e));
   }
   resp.message = fmt::format("{} domains, {} members{}", resp.domains.size(), members_.size(),

@@ -81,6 +81,7 @@ struct Request {
 inline constexpr std::uint8_t kDomainOwnerLost = 0x01;   ///< its host is lost and not confirmed fenced
 inline constexpr std::uint8_t kDomainDuplicate = 0x02;   ///< reported active on more than one host
 inline constexpr std::uint8_t kDomainHostFenced = 0x04;  ///< its host was lost and confirmed fenced
+inline constexpr std::uint8_t kDomainMigrating = 0x08;   ///< a migration hand-over is recorded
 
 struct DomainEntry {
   Uuid uuid;

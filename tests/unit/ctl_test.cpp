@@ -217,7 +217,8 @@ proto::Response three_hosts(bool quorate) {
 TEST(CtlCluster, FlagAndStatusNames) {
   EXPECT_TRUE(domain_flag_names(0).empty());
   EXPECT_EQ(domain_flag_names(proto::kDomainHostFenced), std::vector<std::string>{"HOST-FENCED"});
-  EXPECT_EQ(domain_flag_names(0xff), (std::vector<std::string>{"OWNER-LOST", "DUPLICATE", "HOST-FENCED"}));
+  EXPECT_EQ(domain_flag_names(0xff),
+            (std::vector<std::string>{"OWNER-LOST", "DUPLICATE", "HOST-FENCED", "MIGRATING"}));
   EXPECT_EQ(host_status_name(0), "member");
   EXPECT_EQ(host_status_name(1), "lost");
   EXPECT_EQ(host_status_name(2), "fenced");
