@@ -356,6 +356,9 @@ wait_for_rc() {
 # start_libvirtd_qemu NAME [NETNS]: a real libvirtd with the QEMU driver (TCG guests), in a private mount
 # namespace (tmpfs /run and /var, own /etc/libvirt), optionally inside network namespace NETNS, under tini as
 # subreaper (fast destroy). Unix socket only: $VG_IT/NAME/sock/libvirt-sock. Sets LV_SOCK, LV_PID, LV_URI.
+# Optional (unset = no change): LV_EXTRA_CONF / LV_EXTRA_QEMU_CONF, lines appended to libvirtd.conf / qemu.conf
+# (e.g. host_uuid, migration_address). libvirt's /etc/libvirt inside that namespace is $VG_IT/NAME/etc, so a
+# hook must be in $VG_IT/NAME/etc/hooks/ before this is called (libvirtd looks for hooks only at startup).
 start_libvirtd_qemu() {
   local d=$VG_IT/$1 ns=${2:-}
   mkdir -p "$d/sock" "$d/etc"
@@ -369,6 +372,8 @@ CONF
   # No cgroups, no SELinux/AppArmor labels, guests as root, qemu's output to files (no virtlogd).
   printf 'cgroup_controllers = [ ]\nsecurity_driver = "none"\nuser = "root"\ngroup = "root"\nstdio_handler = "file"\n' \
     >"$d/etc/qemu.conf"
+  if [ -n "${LV_EXTRA_CONF:-}" ]; then printf '%s\n' "$LV_EXTRA_CONF" >>"$d/etc/libvirtd.conf"; fi
+  if [ -n "${LV_EXTRA_QEMU_CONF:-}" ]; then printf '%s\n' "$LV_EXTRA_QEMU_CONF" >>"$d/etc/qemu.conf"; fi
   local pre=()
   [ -n "$ns" ] && pre=(ip netns exec "$ns")
   "${pre[@]}" unshare --mount --propagation private sh -c "mount -t tmpfs tmpfs /run && mount -t tmpfs tmpfs /var && \
@@ -394,4 +399,203 @@ tiny_guest_xml() {
   <devices><emulator>/usr/bin/qemu-system-x86_64</emulator><video><model type='none'/></video><memballoon model='none'/></devices>
 </domain>
 XML
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# Start-guard harness: N hosts, each a network namespace with its own corosync (cluster_up), its own real
+# libvirtd with the QEMU driver (TCG guests; start_libvirtd_qemu) whose qemu hook is vguard-hook, and its own
+# vguardd in cluster mode on that libvirtd. Every libvirtd has its own host_uuid and listens for incoming
+# migrations inside its namespace only, so live migration between hosts works (test-harness.md B.3) with
+# unix-socket URIs, client-driven or --p2p.
+# Sets: GU_URI[i] (libvirt URI of host i), GU_LVPID[i] (its libvirtd, under tini), GU_VGPID[i] (its vguardd),
+# GU_HOOK[i] (the installed hook program). Scratch: $VG_IT/lvI (libvirtd: etc/ = its /etc/libvirt, sock/),
+# $VG_IT/hI/{vguard.conf,sock,forensic.log}; vguardd output in $VG_IT/vguardd-hI[.K].out.
+GU_URI=()
+GU_LVPID=()
+GU_VGPID=()
+GU_HOOK=()
+GU_VGRUNS=0
+
+# guard_write_conf I: $VG_IT/hI/vguard.conf for host I of CL_N: cluster mode, libvirt_uri = host I's qemu
+# libvirtd, control socket $VG_IT/hI/sock, forensic log $VG_IT/hI/forensic.log, nodes = 1..CL_N.
+# ${GU_EXTRA_CONF:-} is appended (e.g. "log_level = warning" lines go in [daemon] via GU_EXTRA_DAEMON_CONF).
+guard_write_conf() {
+  local i=$1
+  mkdir -p "$VG_IT/h$i"
+  cat >"$VG_IT/h$i/vguard.conf" <<CONF
+[daemon]
+libvirt_uri = qemu+unix:///system?socket=$VG_IT/lv$i/sock/libvirt-sock
+listen = 127.0.0.1:1231
+control_socket = $VG_IT/h$i/sock
+log_file = $VG_IT/h$i/forensic.log
+log_level = ${GU_LOG_LEVEL:-debug}
+request_timeout = 10
+reconnect_interval = 1
+${GU_EXTRA_DAEMON_CONF:-}
+[cluster]
+enabled = yes
+key_file = $VG_IT/cluster.key
+hostname = h$i
+nodes = $(seq -s, 1 "$CL_N")
+${CL_EXTRA_CLUSTER_CONF:-}
+[key.guests]
+file = $VG_IT/guest.key
+allow = tiny*
+${GU_EXTRA_CONF:-}
+CONF
+}
+
+# guard_install_hook I: installs vguard-hook as the qemu hook of host I's libvirt ($VG_IT/lvI/etc/hooks/qemu,
+# which that libvirtd sees as /etc/libvirt/hooks/qemu) for config $VG_IT/hI/vguard.conf. Uses
+# `vguardctl install-hook` when the build has it, else writes the same /bin/sh wrapper itself. Call it before
+# that host's libvirtd starts. Sets GU_HOOK[I].
+guard_install_hook() {
+  local i=$1 dir=$VG_IT/lv$1/etc/hooks conf=$VG_IT/h$1/vguard.conf
+  mkdir -p "$dir"
+  rm -f "$dir/qemu"
+  if "$VG_BIN/vguardctl" install-hook --help >/dev/null 2>&1; then
+    # The hook program of this build, named explicitly (vguardctl's default is the one next to it).
+    "$VG_BIN/vguardctl" install-hook --hooks-dir "$dir" --config "$conf" --hook "$VG_BIN/vguard-hook" \
+      >>"$VG_IT/install-hook.out" 2>&1 || { log "vguardctl install-hook failed:"; cat "$VG_IT/install-hook.out" >&2; return 1; }
+  else
+    printf '#!/bin/sh\nVGUARD_CONFIG='\''%s'\'' exec '\''%s'\'' "$@"\n' "$conf" "$VG_BIN/vguard-hook" >"$dir/qemu"
+    chmod 0755 "$dir/qemu"
+  fi
+  [ -x "$dir/qemu" ] || { log "no executable hook in $dir"; return 1; }
+  GU_HOOK[$i]=$dir/qemu
+}
+
+# guard_start_libvirtd I: host I's libvirtd (hook must be installed already), with a per-host host_uuid and
+# QEMU migration listening inside the host's namespace. Sets GU_URI[I], GU_LVPID[I].
+guard_start_libvirtd() {
+  local i=$1
+  LV_EXTRA_CONF="host_uuid = \"$(printf 'c0ffee00-0000-4000-8000-%012d' "$i")\"" \
+  LV_EXTRA_QEMU_CONF=$'migration_address = "0.0.0.0"\nmigration_port_min = 49152\nmigration_port_max = 49215' \
+    start_libvirtd_qemu "lv$i" "${CL_NS[$i]}"
+  GU_URI[$i]=$LV_URI
+  GU_LVPID[$i]=$LV_PID
+}
+
+# guard_start_vguardd I: (re)starts host I's vguardd in host I's namespace. Sets GU_VGPID[I].
+guard_start_vguardd() {
+  local i=$1 name="vguardd-h$1"
+  GU_VGRUNS=$((GU_VGRUNS + 1))
+  [ -e "$VG_IT/$name.out" ] && name="$name.$GU_VGRUNS"
+  rm -f "$VG_IT/h$i/sock"
+  start_bg "$name" ip netns exec "${CL_NS[$i]}" "$VG_BIN/vguardd" --config "$VG_IT/h$i/vguard.conf"
+  GU_VGPID[$i]=$(cat "$VG_IT/$name.pid")
+}
+
+# guard_stop_vguardd I: stops host I's vguardd by its PID (SIGTERM, SIGKILL after 5 s).
+guard_stop_vguardd() {
+  local p=${GU_VGPID[$1]:-}
+  [ -n "$p" ] || return 0
+  stop_pid "$p"
+  GU_VGPID[$1]=""
+}
+
+# gctl I ARGS...: vguardctl ARGS against host I's vguardd.
+gctl() { local i=$1; shift; "$VG_BIN/vguardctl" "$@" --socket "$VG_IT/h$i/sock"; }
+
+# guard_host_is I K STATUS: host I's vguardd lists host K (hK) with STATUS (member, lost, fenced, ...).
+guard_host_is() { gctl "$1" hosts 2>/dev/null | grep -Eq "^ *$2 +h$2 +$3( |\$)"; }
+
+# guard_all_members I: host I's vguardd answers, is quorate, and lists every host 1..CL_N as a member (or self).
+guard_all_members() {
+  local out k
+  out=$(gctl "$1" hosts 2>/dev/null) || return 1
+  grep -q '^quorate: yes' <<<"$out" || return 1
+  for k in $(seq 1 "$CL_N"); do grep -Eq "^ *$k +h$k +(member|self)( |\$)" <<<"$out" || return 1; done
+}
+
+# guard_cluster_up N: cluster_up N, then per host: vguard.conf, hook, libvirtd (caps probed), vguardd; waits
+# (30 s) until every vguardd sees all N hosts as members, quorate.
+guard_cluster_up() {
+  local n=$1 i
+  cluster_up "$n" "${2:-1000}"
+  [ -f "$VG_IT/cluster.key" ] || "$VG_BIN/vguardctl" keygen --out "$VG_IT/cluster.key" >/dev/null
+  [ -f "$VG_IT/guest.key" ] || "$VG_BIN/vguardctl" keygen --out "$VG_IT/guest.key" >/dev/null
+  for i in $(seq 1 "$n"); do
+    guard_write_conf "$i"
+    guard_install_hook "$i"
+    guard_start_libvirtd "$i"
+  done
+  # The first API call probes QEMU's capabilities (~2 s): do it for all hosts at once.
+  local probes=()
+  for i in $(seq 1 "$n"); do virsh -q -c "${GU_URI[$i]}" version >/dev/null 2>&1 & probes+=($!); done
+  wait "${probes[@]}" || true
+  for i in $(seq 1 "$n"); do guard_start_vguardd "$i"; done
+  for i in $(seq 1 "$n"); do
+    if ! wait_for 30 guard_all_members "$i"; then
+      log "vguardd of h$i does not see all $n hosts:"; gctl "$i" hosts >&2 || true
+      tail -20 "$VG_IT/vguardd-h$i.out" >&2 || true
+      return 1
+    fi
+  done
+  log "start guard cluster of $n up: ${GU_URI[*]}"
+}
+
+# gvirsh I ARGS...: virsh (quiet) against host I's libvirtd.
+gvirsh() { local i=$1; shift; virsh -q -c "${GU_URI[$i]}" "$@"; }
+
+# guard_define_guest NAME UUID: the same tiny TCG guest (same name and UUID), defined persistently on every
+# host, as on shared-storage clusters.
+guard_define_guest() {
+  local i
+  tiny_guest_xml "$VG_IT/$1.xml" "$1" "$2"
+  for i in $(seq 1 "$CL_N"); do gvirsh "$i" define "$VG_IT/$1.xml" >/dev/null; done
+}
+
+# guard_domstate I NAME: libvirt's state of NAME on host I ("running", "shut off", ...; "error" on failure).
+guard_domstate() { gvirsh "$1" domstate "$2" 2>/dev/null | head -1 || echo error; }
+
+# guard_active_hosts NAME: the hosts (hI, space separated) whose libvirt reports NAME in any state other than
+# "shut off" (a failing query counts as active: it may be).
+guard_active_hosts() {
+  local i s out=()
+  for i in $(seq 1 "$CL_N"); do
+    s=$(guard_domstate "$i" "$1")
+    [ "$s" = "shut off" ] || out+=("h$i")
+  done
+  echo "${out[*]}"
+}
+
+# guard_active_count NAME: how many hosts' libvirt report NAME active (see guard_active_hosts).
+guard_active_count() { local a; a=$(guard_active_hosts "$1"); set -- $a; echo $#; }
+
+# guard_dom_json I UUID: the domain's object from host I's `vguardctl status --json` (one line, no spaces).
+guard_dom_json() {
+  gctl "$1" status --json 2>/dev/null | tr -d ' \n' | grep -o "{[^{}]*\"uuid\":\"$2\"[^{}]*}" | head -1
+}
+
+# guard_owner I UUID / guard_epoch I UUID / guard_vgstate I UUID: host, epoch, state of UUID in host I's map.
+guard_owner() { guard_dom_json "$1" "$2" | sed -n 's/.*"host":"\([^"]*\)".*/\1/p'; }
+guard_epoch() { guard_dom_json "$1" "$2" | sed -n 's/.*"epoch":\([0-9]*\).*/\1/p'; }
+guard_vgstate() { guard_dom_json "$1" "$2" | sed -n 's/.*"state":"\([^"]*\)".*/\1/p'; }
+
+# guard_owner_on "I J ..." UUID HOST [MIN_EPOCH]: the vguardds of hosts I J ... show UUID with host HOST (and
+# epoch >= MIN_EPOCH).
+guard_owner_on() {
+  local u=$2 h=$3 min=${4:-0} i e
+  for i in $1; do
+    [ "$(guard_owner "$i" "$u")" = "$h" ] || return 1
+    e=$(guard_epoch "$i" "$u"); [ -n "$e" ] && [ "$e" -ge "$min" ] || return 1
+  done
+}
+
+# guard_running_vguardds: the hosts (numbers) whose vguardd this harness has running.
+guard_running_vguardds() {
+  local i out=()
+  for i in $(seq 1 "$CL_N"); do [ -n "${GU_VGPID[$i]:-}" ] && out+=("$i"); done
+  echo "${out[*]}"
+}
+
+# guard_all_owner UUID HOST [MIN_EPOCH]: every running vguardd shows UUID with host HOST (and epoch >= MIN_EPOCH).
+guard_all_owner() { guard_owner_on "$(guard_running_vguardds)" "$@"; }
+
+# guard_release_logged I UUID EPOCH: host I's forensic log records the release of UUID's claim of EPOCH as
+# applied (every member logs it when the owner's release is delivered).
+guard_release_logged() {
+  grep -F "\"uuid\":\"$2\"" "$VG_IT/h$1/forensic.log" 2>/dev/null |
+    grep -Eq "\"type\":\"release\".*\"release_epoch\":$3,.*\"applied\":true"
 }
