@@ -756,7 +756,7 @@ void ClusterEngine::hook_start(const RequestIn& r, proto::MsgClaim::Kind kind, O
     // The start that follows an incoming migration this process said yes to takes no claim (the hand-over is
     // the grant); once only.
     incoming_.erase(*u);
-    out.push_back(Audit{"decision", claim_fields(*u), true});
+    out.push_back(Audit{"decision", claim_fields(*u), false});  // the outcome record is synced
     return reply(out, r, nullptr, Status::success, errc::ok,
                  fmt::format("incoming migration of {} (epoch {} -> {})", name, it->second.epoch, it->second.mig_epoch),
                  true);
@@ -878,7 +878,8 @@ void ClusterEngine::answer_claim(Claim& c, bool yes, const std::string& why, Out
     // Never yes after D_v (I5): the hook may have given up; it is told no and the grant is given back.
     return answer_claim(c, false, "stable only after the deadline", out);
   }
-  out.push_back(Audit{migrate ? "handover" : "claim-answer", std::move(f), true});
+  // Not synced itself: the outcome record right after it is, and one fdatasync covers both before the answer.
+  out.push_back(Audit{migrate ? "handover" : "claim-answer", std::move(f), false});
   const std::string name = c.msg.name;
   if (yes) {
     yes_at_[c.msg.uuid] = now_;
