@@ -26,8 +26,13 @@ std::optional<Outcome> preflight(const ParseResult& r) {
                    std::move(err)};
   }
   if (o.op == Op::metadata) return Outcome{kExitSuccess, metadata_xml(), {}};
-  if (o.op == Op::null)
-    return Outcome{kExitFailure, {}, "NULL operation: nothing is sent to vguardd\nOperation failed\n"};
+  if (o.op == Op::null) {
+    return Outcome{kExitFailure,
+                   {},
+                   o.protocol == Protocol::vguard
+                       ? "NULL operation: nothing is sent to vguardd\nOperation failed\n"
+                       : "NULL operation: nothing is sent to fence_virtd\nOperation failed\n"};
+  }
   return std::nullopt;
 }
 
@@ -78,9 +83,21 @@ std::uint8_t request_flags(const Options& o) {
 std::string endpoint_text(const Options& o) {
   switch (o.transport()) {
     case Transport::unix_socket:
-      return fmt::format("unix:{}", *o.unix_socket);
+      return fmt::format("unix:{}", o.unix_socket.value_or(""));
     case Transport::vsock:
-      return fmt::format("vsock:{}:{}", *o.vsock_cid, o.port);
+      return fmt::format("vsock:{}:{}", o.vsock_cid.value_or(0), o.port);
+    case Transport::multicast: {
+      const auto g = multicast_group(o);
+      const std::string a = g ? g->address : std::string("?");
+      if (a.find(':') != std::string::npos) return fmt::format("multicast:[{}]:{}", a, o.port);
+      return fmt::format("multicast:{}:{}", a, o.port);
+    }
+    case Transport::vmchannel:
+      if (o.channel_address.find(':') != std::string::npos)
+        return fmt::format("vmchannel:[{}]:{}", o.channel_address, o.port);
+      return fmt::format("vmchannel:{}:{}", o.channel_address, o.port);
+    case Transport::serial:
+      return fmt::format("serial:{}", o.serial_device.value_or(""));
     case Transport::tcp:
       break;
   }
@@ -125,7 +142,7 @@ std::string where(const Options& o, std::string_view message) {
     case Transport::tcp:
       name = o.ipaddr;
       break;
-    case Transport::vsock:
+    default:
       break;
   }
   if (!name.empty() && message.find(name) != std::string_view::npos) return "vguardd: ";
@@ -175,6 +192,91 @@ Outcome interpret(const Options& o, const Result<proto::Response>& answer) {
   }
   return Outcome{
       kExitFailure, {}, fmt::format("Unknown response ({})\nOperation failed\n", static_cast<int>(r.status))};
+}
+
+// ---- protocol xvm / virt ----
+
+bool xvm_needs_key(const Options& o) {
+  switch (o.transport()) {
+    case Transport::serial:
+    case Transport::vmchannel:
+      return false;
+    default:
+      break;
+  }
+  const auto none = [](std::string_view v) {
+    if (v.size() != 4) return false;
+    for (std::size_t i = 0; i < 4; ++i)
+      if ((v[i] | 0x20) != "none"[i]) return false;
+    return true;
+  };
+  return !(none(o.hash) && none(o.auth));
+}
+
+std::string_view xvm_list_state(std::uint8_t state) {
+  switch (state) {
+    case 1:  // running
+    case 2:  // blocked
+    case 3:  // paused
+    case 4:  // being shut down
+    case 7:  // pmsuspended
+      return "on";
+    case 5:  // shut off
+      return "off";
+    default:  // 0 nostate, 6 crashed, unknown values
+      return "unknown";
+  }
+}
+
+std::string xvm_list_line(const XvmHost& h) {
+  return fmt::format("{:<32} {} {}\n", h.domain, h.uuid, xvm_list_state(h.state));
+}
+
+Outcome interpret_xvm(const Options& o, const Result<XvmAnswer>& answer) {
+  if (!answer) {
+    const Error& e = answer.error();
+    const std::string msg = e.context.empty() ? e.message() : e.context;
+    if (e.code == make_error_code(errc::timed_out) && o.transport() == Transport::multicast &&
+        e.context.starts_with("no callback")) {
+      return Outcome{
+          kExitFailure, {}, fmt::format("Timed out waiting for response: {}\nOperation failed\n", msg)};
+    }
+    if (e.code == make_error_code(errc::timed_out))
+      return Outcome{kExitFailure,
+                     {},
+                     fmt::format("fence_virtd at {}: timed out after {} s {}\nOperation failed\n",
+                                 endpoint_text(o), o.timeout_s, msg)};
+    return Outcome{
+        kExitFailure, {}, fmt::format("fence_virtd at {}: {}\nOperation failed\n", endpoint_text(o), msg)};
+  }
+  const XvmAnswer& a = *answer;
+  const bool list = o.op == Op::list || o.op == Op::list_status;
+  switch (a.response) {
+    case 0: {
+      Outcome out;
+      if (o.op == Op::status) out.out = "Status: ON\n";
+      return out;
+    }
+    case 1:
+      return Outcome{kExitFailure, {}, "Operation failed\n"};
+    case 2:
+      if (o.op == Op::status) return Outcome{kExitOff, "Status: OFF\n", {}};
+      return Outcome{kExitFailure,
+                     {},
+                     fmt::format("fence_virtd answered 'off' to {}\nOperation failed\n", op_name(o.op))};
+    case 3:
+      return Outcome{kExitDenied, {}, "Permission denied\n"};
+    case 253:
+      if (list) {
+        Outcome out;
+        for (const auto& h : a.hosts) out.out += xvm_list_line(h);
+        return out;
+      }
+      break;
+    default:
+      break;
+  }
+  return Outcome{kExitFailure, {}, fmt::format("Unknown response ({})\nOperation failed\n", a.response)};
 }
 
 }  // namespace vguard::agent

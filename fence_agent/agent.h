@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "message.h"
 #include "options.h"
@@ -50,7 +51,8 @@ std::string request_target(const Options& o);
 /// The request's flags: kFlagTargetIsUuid with -u/use_uuid when there is a target.
 std::uint8_t request_flags(const Options& o);
 
-/// "tcp:127.0.0.1:1231", "vsock:2:1231", "unix:/run/vguard.sock": how messages name the endpoint.
+/// "tcp:127.0.0.1:1231", "vsock:2:1231", "unix:/run/vguard.sock", "multicast:225.0.0.12:1229",
+/// "vmchannel:10.0.2.179:1229", "serial:/dev/ttyS1": how messages name the endpoint.
 std::string endpoint_text(const Options& o);
 
 /// The list column for a power state: running and paused are "on" (fence_xvm says "off" for paused, which its
@@ -70,5 +72,48 @@ std::string list_line(const proto::DomainEntry& d);
 /// the
 ///   reason, then "Operation failed", exit 1.
 Outcome interpret(const Options& o, const Result<proto::Response>& answer);
+
+// ---- protocol xvm / virt (fence_virtd) ----
+
+/// One record of fence_virtd's host list (fence-virt-protocol.md §2.3).
+struct XvmHost {
+  std::string domain;
+  std::string uuid;
+  std::uint8_t state =
+      0;  ///< libvirt virDomainState: 1 running, 2 blocked, 3 paused, 4 shutdown, 5 shut off, ...
+  friend bool operator==(const XvmHost&, const XvmHost&) = default;
+};
+
+/// fence_virtd's answer: one response byte (0 success/on, 1 failure, 2 off, 3 permission denied), or 253
+/// followed by the host list.
+struct XvmAnswer {
+  std::uint8_t response = 1;
+  std::vector<XvmHost> hosts;  ///< only with response 253
+};
+
+/// True when the request needs the key file: signed transports (multicast, TCP, vsock) unless both hash and
+/// auth are "none", given explicitly. serial and vmchannel carry no authentication at all (fence_virt's
+/// design: the channel itself identifies the guest).
+bool xvm_needs_key(const Options& o);
+
+/// The list column for a libvirt state. fence_xvm prints "on" only for running (1) and "off" for everything
+/// else, paused included; fence_vguard prints "off" only for shut off (5), "on" for the states of a domain
+/// that has a live process (running, blocked, paused, shutdown in progress, pmsuspended) and "unknown" for
+/// the rest (nostate, crashed, anything else): never "off" for a domain that may be active.
+std::string_view xvm_list_state(std::uint8_t state);
+/// printf("%-32s %s %s\n", domain, uuid, xvm_list_state(state)).
+std::string xvm_list_line(const XvmHost& h);
+
+/// Maps fence_virtd's answer (or the transport's error) to output and exit code, as fence_xvm (§6.3):
+/// - 0: status prints "Status: ON"; exit 0;
+/// - 2: status prints "Status: OFF", exit 2; for any other op "off" is unexpected: exit 1 (fence_xvm exits
+/// 2);
+/// - 1: "Operation failed", exit 1;
+/// - 3: "Permission denied", exit 3;
+/// - 253 for list/list-status: one xvm_list_line per host, exit 0;
+/// - anything else: "Unknown response (N)", "Operation failed", exit 1 (fence_xvm exits N);
+/// - a transport error: a line naming the endpoint and the reason (or fence_xvm's "Timed out waiting for
+///   response" when no fence_virtd called back), then "Operation failed", exit 1 (fence_xvm exits 1 or 255).
+Outcome interpret_xvm(const Options& o, const Result<XvmAnswer>& answer);
 
 }  // namespace vguard::agent

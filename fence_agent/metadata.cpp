@@ -44,6 +44,8 @@ void parameter(std::string& out, const OptionSpec& s) {
   // Stdin-only parameters (the deprecated "domain") get mixed="", as fence_xvm prints them.
   std::string mixed;
   if (s.letter != '\0') mixed = fmt::format("-{}", s.letter);
+  // fence-agents' Python library writes long forms as "-o, --action=[action]".
+  if (!s.long_name.empty()) mixed += fmt::format(", --{}=[{}]", s.long_name, s.stdin_name);
   out += fmt::format("\t\t<getopt mixed=\"{}\" />\n", xml_escape(mixed));
   if (s.default_value.empty()) {
     out += fmt::format("\t\t<content type=\"{}\" />\n", xml_escape(s.content_type));
@@ -66,10 +68,14 @@ std::string metadata_xml() {
       xml_escape(
           "fence_vguard is an I/O Fencing agent for libvirt virtual machines. It asks the vguard daemon "
           "(vguardd) on the host, over TCP, vsock or a Unix socket, to power a domain off, on or to "
-          "reboot it, or to report its state. Every request is signed with HMAC-SHA256 using the shared "
-          "key file; there is no unauthenticated mode. Options and exit codes follow fence_xvm, so "
-          "existing fence_xvm configurations keep working (multicast, serial and hash options are "
-          "accepted and ignored)."));
+          "reboot it, or to report its state. In this native protocol every request is signed with "
+          "HMAC-SHA256 using the shared key file; there is no unauthenticated mode. Options and exit codes "
+          "follow fence_xvm, so "
+          "existing fence_xvm configurations keep working. With protocol=xvm (or protocol=virt) it speaks "
+          "fence_xvm's protocol to an unmodified fence_virtd instead (multicast, TCP or vsock; serial or "
+          "VM channel without authentication, as fence_virt), using the fence_xvm options and key file, so "
+          "one agent serves clusters that are "
+          "being migrated from fence_virtd to vguard."));
   out += "<vendor-url>https://libvirt.org</vendor-url>\n";
   out += "<parameters>\n";
   // fence_xvm prints the stdin-only "domain" after every getopt parameter.

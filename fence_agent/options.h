@@ -2,6 +2,11 @@
 // fence_vguard option handling: a pure re-implementation of fence_xvm's stdin and getopt rules
 // (fence-virt-protocol.md §6). No I/O here: main.cpp reads stdin and hands the text in, and the key file is
 // checked later (agent.h), so every rule below is reachable from a table-driven test.
+//
+// Protocols: vguard's native protocol is the default. protocol=xvm / protocol=virt (-m, --protocol, or the
+// program invoked as fence_xvm / fence_virt) speak fence_xvm's wire protocol to an unmodified fence_virtd;
+// then the fence_xvm/fence_virt options (multicast_address, retrans, hash, auth, serial_device, ...) take
+// effect and the defaults become fence_xvm's (key /etc/cluster/fence_xvm.key, port 1229).
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -13,6 +18,12 @@ namespace vguard::agent {
 
 inline constexpr std::string_view kProgramName = "fence_vguard";
 inline constexpr std::string_view kDefaultKeyFile = "/etc/cluster/fence_vguard.key";
+/// fence_xvm's key file and port: the defaults with protocol xvm or virt.
+inline constexpr std::string_view kXvmKeyFile = "/etc/cluster/fence_xvm.key";
+inline constexpr std::uint16_t kXvmPort = 1229;
+inline constexpr std::string_view kXvmGroup4 = "225.0.0.12";
+inline constexpr std::string_view kXvmGroup6 = "ff05::3:1";
+inline constexpr std::string_view kXvmChannelAddress = "10.0.2.179";
 inline constexpr std::string_view kDefaultAddress = "127.0.0.1";
 inline constexpr std::uint16_t kDefaultAgentPort = 1231;  ///< = proto::kDefaultPort (checked in agent.cpp)
 inline constexpr int kDefaultTimeout = 30;
@@ -20,8 +31,22 @@ inline constexpr int kDefaultTimeout = 30;
 inline constexpr std::size_t kMaxStdinLine = 255;
 /// fence_xvm's MAX_DOMAINNAME_LENGTH: a target must be shorter than this.
 inline constexpr std::size_t kMaxTargetLength = 64;
-/// The getopt(3) string (fence_xvm's and fence_virt's letters, plus -U). "S::" = optional attached argument.
-inline constexpr std::string_view kGetoptString = "di:a:T:S::U:A:D:P:p:r:C:c:k:n:H:uo:t:w:?hV";
+/// The getopt(3) string (fence_xvm's and fence_virt's letters, plus -U and -m). "S::" = optional attached
+/// argument. fence_xvm's "M:" is not there: it has no meaning in fence_xvm either, and a typo is an error.
+inline constexpr std::string_view kGetoptString = "di:a:T:S::U:m:A:D:P:p:r:C:c:k:n:H:uo:t:w:?hV";
+
+/// Which wire protocol the agent speaks.
+/// - vguard: vguardd's native protocol (TCP, vsock or Unix socket; HMAC-SHA256 with nonce and timestamp);
+/// - xvm: fence_xvm's protocol to fence_virtd: multicast, or TCP with ipaddr, or vsock with vsock;
+/// - virt: the same protocol with fence_virt's default transport: serial device (serial_device) or VM channel
+///   (channel_address:ipport, no authentication), or TCP with ipaddr, or vsock with vsock.
+enum class Protocol { vguard, xvm, virt };
+/// "vguard", "xvm", "virt" (ASCII case-insensitive); nullopt otherwise.
+std::optional<Protocol> protocol_from_name(std::string_view name);
+std::string_view protocol_name(Protocol p);
+/// The protocol implied by the program name, like fence_virt's argv[0] check: the basename "fence_xvm" gives
+/// xvm, "fence_virt" gives virt, anything else vguard.
+Protocol protocol_for_program(std::string_view argv0);
 
 /// The fence-agent operations (fence_xvm's list, in its spelling).
 enum class Op { null, on, off, reboot, status, monitor, list, list_status, metadata, validate_all };
@@ -38,6 +63,7 @@ enum class OptionId {
   ipaddr,
   vsock,
   unix_socket,
+  protocol,
   channel_address,  // compatibility only
   serial_device,    // compatibility only
   serial_params,    // compatibility only
@@ -75,8 +101,10 @@ struct OptionSpec {
   bool required = false;    ///< metadata required="1"
   bool deprecated = false;  ///< metadata deprecated="1", left out of help
   std::string_view obsoletes;
-  bool in_metadata = true;   ///< agent/nodename/self, option, -h/-?/-V are not parameters
-  bool compat_only = false;  ///< accepted for fence_xvm/fence_virt configs, validated, then ignored
+  bool in_metadata = true;  ///< agent/nodename/self, option, -h/-?/-V are not parameters
+  bool compat_only =
+      false;  ///< fence_xvm/fence_virt option: used with protocol xvm/virt, ignored with vguard
+  std::string_view long_name;  ///< "--name" also accepted on the command line ("" = none; only --protocol)
 };
 
 /// The whole table, in help/metadata order.
@@ -85,12 +113,16 @@ std::span<const OptionSpec> option_table();
 const OptionSpec* find_option(std::string_view stdin_name);
 const OptionSpec* find_option(char letter);
 
-/// Where vguardd is reached. Precedence when several are set: unix_socket, then vsock, then TCP (fence_virt
-/// also lets a vsock CID win over -T).
-enum class Transport { tcp, vsock, unix_socket };
+/// Where the request goes.
+/// - protocol vguard: unix_socket, then vsock, then tcp (fence_virt also lets a vsock CID win over -T);
+/// - protocol xvm/virt: vsock, then tcp when ipaddr was given, then multicast (xvm), or serial when
+///   serial_device was given, else vmchannel (virt). unix_socket is an error there.
+enum class Transport { tcp, vsock, unix_socket, multicast, vmchannel, serial };
+std::string_view transport_name(Transport t);
 
 /// Parsed options. Values of compatibility-only options are kept so they can be shown under -d.
 struct Options {
+  Protocol protocol = Protocol::vguard;
   Op op = Op::reboot;
   std::optional<std::string> target;  ///< plug / port / domain; set at most once
   bool use_uuid = false;
@@ -104,8 +136,13 @@ struct Options {
   int debug = 0;
   bool help = false;
   bool version = false;
+  /// Given explicitly (else the protocol's default applies: fence_xvm's key file and port for xvm/virt, and
+  /// for xvm/virt an ipaddr selects TCP mode).
+  bool key_file_set = false;
+  bool port_set = false;
+  bool ipaddr_set = false;
 
-  // Compatibility only (no effect on the native protocol).
+  // fence_xvm / fence_virt options: used with protocol xvm/virt, no effect on the native protocol.
   std::string ip_family = "auto";
   std::optional<std::string> multicast_address;
   int retrans = 20;
@@ -119,6 +156,28 @@ struct Options {
 
   [[nodiscard]] Transport transport() const;
 };
+
+/// The multicast group of protocol xvm: ip_family and multicast_address resolved like fence_xvm (default
+/// 225.0.0.12, or ff05::3:1 with ipv6), except that "auto" decides by parsing the address (inet_pton) instead
+/// of looking for '.' and ':'. The address must be a multicast address of that family.
+struct MulticastGroup {
+  bool ipv6 = false;
+  std::string address;
+};
+/// nullopt with the reason in *why when the address is invalid for the family.
+std::optional<MulticastGroup> multicast_group(const Options& o, std::string* why = nullptr);
+
+/// fence_virt's serial_params: "<speed>[,<bits><parity><stop>]", for example "115200,8N1". Speeds 2400,
+/// 9600, 19200, 38400, 57600, 115200; an empty value means 9600 (fence_virt's rule); bits 5-8; parity N, E or
+/// O; stop bits 1 or 2. Checked when the serial transport is used.
+struct SerialParams {
+  unsigned speed = 9600;
+  int bits = 8;
+  char parity = 'N';
+  int stop = 1;
+  friend bool operator==(const SerialParams&, const SerialParams&) = default;
+};
+std::optional<SerialParams> parse_serial_params(std::string_view text, std::string* why = nullptr);
 
 /// The outcome of parsing stdin or argv.
 struct ParseResult {
@@ -136,18 +195,22 @@ struct ParseResult {
 /// Parses fence_xvm-style stdin text (used only when the agent was run without arguments):
 /// - a line is read as by fgets(buf, 256): only its first 255 characters count. Unlike fence_xvm, the rest of
 ///   an overlong line is dropped with a warning instead of being parsed as a line of its own;
-/// - lines whose first character is '#' are skipped, then leading blanks are stripped, blank lines skipped;
-/// - the line is cut at the first space, tab, CR, LF (or NUL): "plug=my vm" targets "my", as in fence_xvm;
+/// - lines whose first character is '#' are skipped, then leading blanks and trailing blanks/CRs are
+///   stripped, blank lines skipped;
+/// - fence_xvm cuts the line at the first space, tab, CR or NUL, so that "plug=my vm" fences "my": a
+///   different domain. fence_vguard refuses such a line instead when its name is known (an error: "Invalid
+///   value for 'plug': 'my vm' contains a blank or control character"); an unknown name is ignored as usual;
 /// - key=value is split at the first '='; keys are ASCII case-insensitive; a key without '=' has no value;
 /// - unknown keys give "Parse error: Ignoring unknown option '<key>'" and are skipped (not an error).
-ParseResult parse_stdin(std::string_view text);
+/// `initial` is the protocol before any protocol= line (protocol_for_program of argv[0]).
+ParseResult parse_stdin(std::string_view text, Protocol initial = Protocol::vguard);
 
 /// Parses command-line arguments (without argv[0]) like GNU getopt with kGetoptString: bundling ("-du"),
 /// attached or separate arguments ("-nvm", "-n vm"), "-S" only with an attached CID ("-S3"), "--" ends
-/// options. Deviations from fence_xvm, both on the safe side: an unknown option or a missing argument is an
-/// error (fence_xvm treats it as -? and exits 0), and a stray operand is an error (fence_xvm silently ignores
-/// it).
-ParseResult parse_argv(std::span<const std::string> args);
+/// options; the long form "--protocol xvm" / "--protocol=xvm" of -m. Deviations from fence_xvm, both on the
+/// safe side: an unknown option or a missing argument is an error (fence_xvm treats it as -? and exits 0),
+/// and a stray operand is an error (fence_xvm silently ignores it).
+ParseResult parse_argv(std::span<const std::string> args, Protocol initial = Protocol::vguard);
 
 /// Applies one option value the way both parsers do (exposed for tests). value is nullopt for "key" without
 /// '=' on stdin and for options without argument on the command line.

@@ -99,6 +99,7 @@ Policy DaemonConfig::policy() const {
   for (const auto& k : keys) p.keys[k.key.id] = Policy::KeyRule{k.name, k.allow};
   p.default_budget_ms = request_timeout * 1000;
   p.max_budget_ms = std::max(request_timeout, 300u) * 1000;
+  add_fencevirt_rules(fence_virt, p);
   return p;
 }
 
@@ -198,6 +199,12 @@ Result<DaemonConfig> load_config(const std::string& path) {
     const int line = index.line_of(name, occ);
     const std::string value = opt.value.empty() ? std::string() : trim(opt.value.front());
     if (opt.unregistered) {
+      if (is_fencevirt_option(name)) {  // [fence_xvm], [fence_virt_*] (fencevirt_config.cpp)
+        if (name != "fence_virt_tcp.listen" && name != "fence_virt_serial.group" && !single_seen.insert(name).second)
+          return config_error(path, line, "'" + name + "' is set more than once");
+        if (auto r = parse_fencevirt_option(c.fence_virt, path, line, name, value); !r) return r.error();
+        continue;
+      }
       // [key.NAME] sections: file = PATH, allow = GLOB (repeatable).
       if (name.rfind("key.", 0) == 0) {
         const auto dot = name.rfind('.');
@@ -345,6 +352,12 @@ Result<DaemonConfig> load_config(const std::string& path) {
       return config_error(path, k.line, "keys '" + it->second + "' and '" + kname + "' use the same key bytes");
     c.keys.push_back(std::move(k));
   }
+  std::vector<std::string> key_names;
+  for (const auto& k : c.keys) key_names.push_back(k.name);
+  if (auto r = finish_fencevirt_config(c.fence_virt, path, c.log_file, key_names,
+                                       [&](const std::string& s) { return index.section_line(s); });
+      !r)
+    return r.error();
   return c;
 }
 

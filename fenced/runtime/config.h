@@ -6,6 +6,7 @@
 
 #include "cluster_engine.h"
 #include "engine.h"
+#include "fencevirt_config.h"
 #include "key.h"
 #include "result.h"
 
@@ -50,6 +51,10 @@ struct DaemonConfig {
   bool hook_refuse_migrate = true;
   bool hook_refuse_reconnect = false;
   unsigned hook_timeout = 10;  ///< seconds the hook waits for vguardd (1..300)
+
+  // [fence_xvm], [fence_virt_tcp], [fence_virt_vsock], [fence_virt_serial], [fence_virt]: the fence_xvm /
+  // fence_virt compatibility listeners (fencevirt_config.h).
+  FenceVirtConfig fence_virt;
 
   /// The engine's view of it.
   [[nodiscard]] Policy policy() const;

@@ -20,6 +20,7 @@
 #include "cluster_engine.h"
 #include "cluster_msg.h"
 #include "engine.h"
+#include "fencevirt_listeners.h"
 #include "key.h"
 #include "message.h"
 #include "replay.h"
@@ -88,7 +89,7 @@ bool peer_is_root(Socket& s) {
 
 }  // namespace
 
-struct Daemon::Impl final : HypervisorListener, BusListener {
+struct Daemon::Impl final : HypervisorListener, BusListener, FenceVirtHost {
   Impl(DaemonOptions o, Hypervisor& h, Logger& l)
       : opts(std::move(o)),
         hv(h),
@@ -320,6 +321,28 @@ struct Daemon::Impl final : HypervisorListener, BusListener {
     int sessions = 0;
   };
   std::vector<std::unique_ptr<Listener>> listeners;
+  std::unique_ptr<FenceVirtListeners> fencevirt;  // fence_xvm / fence_virt compatibility listeners
+
+  // ---- FenceVirtHost: fence_xvm / fence_virt requests enter the engine exactly like native ones ----
+  awaitable<std::optional<proto::Response>> ask(std::string requester, proto::KeyId key,
+                                                proto::Request request) override {
+    const std::uint64_t rid = next_request++;
+    asio::steady_timer wake(io);
+    wake.expires_at(asio::steady_timer::time_point::max());
+    Waiter w{&wake, std::nullopt};
+    waiters[rid] = &w;
+    WaiterGuard guard{waiters, rid};
+    feed(RequestIn{rid, std::move(requester), key, std::move(request)});
+    if (!w.response) co_await wake.async_wait(asio::as_tuple(use_awaitable));
+    co_return std::move(w.response);
+  }
+  void refused(const std::string& peer, const std::string& listener, const std::string& key,
+               const std::string& reason) override {
+    note_refusal(peer, listener, key, reason);
+  }
+  void record(std::string_view type, const boost::json::object& fields, bool sync) override {
+    append_audit(type, fields, sync);
+  }
 
   Result<void> listen_on(const asio::generic::stream_protocol::endpoint& ep, const std::string& what, bool local) {
     auto l = std::make_unique<Listener>();
@@ -612,6 +635,7 @@ struct Daemon::Impl final : HypervisorListener, BusListener {
       boost::system::error_code ignore;
       l->acceptor->close(ignore);
     }
+    if (fencevirt) fencevirt->close();
     tick.cancel();
     reconnect.cancel();
     ::unlink(opts.config.control_socket.c_str());
@@ -653,6 +677,8 @@ Result<void> Daemon::start() {
   if (!audit) return audit.error();
   d.audit = std::move(*audit);
   if (auto r = d.open_listeners(); !r) return r;
+  d.fencevirt = std::make_unique<FenceVirtListeners>(d.io, d.pool, d.opts.config, d, d.log);
+  if (auto r = d.fencevirt->start(); !r) return r;
   if (!d.opts.config.pid_file.empty()) {
     std::ofstream(d.opts.config.pid_file) << ::getpid() << "\n";
   }

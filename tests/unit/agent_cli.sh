@@ -72,6 +72,61 @@ metadata_stdin)
 null_op)
   run -o null -n vm1 -k "$key" -U /nonexistent/sock
   expect_rc 1; expect_err "^Operation failed$" ;;
+stdin_blank_refused)
+  # fence_xvm would cut "plug=my vm" to "my" and fence that domain; fence_vguard refuses the line.
+  run_stdin 'action=validate-all\nplug=my vm\nkey_file=%s\n' "$key"
+  expect_rc 1; expect_err "^Invalid value for 'plug': 'my vm' contains a blank or control character$" ;;
+xvm_missing_key)
+  # protocol xvm: no fallback to unsigned requests either.
+  run -m xvm -o validate-all -n vm1 -k "$missing"
+  expect_rc 1; expect_err "Invalid key file: '$missing'"; expect_empty "$out" ;;
+xvm_hash_none_needs_no_key)
+  # Only when both hash and auth are explicitly none is the key not needed.
+  run -m xvm -c none -C none -o validate-all -n vm1 -k "$missing"
+  expect_rc 0; expect_empty "$err"
+  run -m xvm -c none -o validate-all -n vm1 -k "$missing"
+  expect_rc 1; expect_err "Invalid key file" ;;
+xvm_unix_socket_refused)
+  run -m xvm -U /s -o validate-all -n vm1 -k "$key"
+  expect_rc 1; expect_err "^unix_socket is only available with protocol vguard$" ;;
+xvm_metadata_same)
+  "$agent" -o metadata >"$dir/m1" 2>"$err"
+  run -m xvm -o metadata
+  expect_rc 0; cmp -s "$out" "$dir/m1" || fail "metadata differs with -m xvm" ;;
+argv0_fence_xvm)
+  # Invoked as fence_xvm (a symlink), the agent speaks fence_xvm's protocol, as fence_virt's argv[0] rule.
+  ln -s "$agent" "$dir/fence_xvm"
+  "$dir/fence_xvm" -d -o validate-all -n vm1 -k "$key" >"$out" 2>"$err"; rc=$?
+  expect_rc 0; expect_err "^  protocol = xvm$"; expect_err "^  endpoint = multicast:225.0.0.12:1229 "
+  "$dir/fence_xvm" -d -o validate-all -n vm1 -k "$key" -m vguard >"$out" 2>"$err"; rc=$?
+  expect_rc 0; expect_err "^  protocol = vguard$"
+  # The default key file is fence_xvm's.
+  if [ ! -e /etc/cluster/fence_xvm.key ]; then
+    "$dir/fence_xvm" -o validate-all -n vm1 >"$out" 2>"$err"; rc=$?
+    expect_rc 1; expect_err "Invalid key file: '/etc/cluster/fence_xvm.key'"
+  fi ;;
+argv0_fence_virt)
+  ln -s "$agent" "$dir/fence_virt"
+  printf 'action=validate-all\nplug=vm1\ndebug=1\n' >"$dir/in"
+  "$dir/fence_virt" <"$dir/in" >"$out" 2>"$err"; rc=$?
+  # vmchannel carries no authentication: no key needed.
+  expect_rc 0; expect_err "^  protocol = virt$"; expect_err "^  endpoint = vmchannel:10.0.2.179:1229$" ;;
+xvm_vmchannel_unreachable)
+  run -m virt -A 127.0.0.1 -p 9 -o status -n vm1 -t 3
+  expect_rc 1; expect_err "^fence_virtd at vmchannel:127.0.0.1:9: "; expect_err "^Operation failed$"; expect_empty "$out" ;;
+xvm_tcp_unreachable)
+  run_stdin 'protocol=xvm\naction=status\nplug=vm1\nkey_file=%s\nipaddr=127.0.0.1\nipport=9\ntimeout=3\n' "$key"
+  expect_rc 1; expect_err "^fence_virtd at tcp:127.0.0.1:9: "; expect_err "^Operation failed$"; expect_empty "$out" ;;
+xvm_bad_multicast_address)
+  run -m xvm -a 10.1.2.3 -o status -n vm1 -k "$key"
+  expect_rc 1; expect_err "Not an IPv4 multicast address"; expect_out "^usage: fence_vguard" ;;
+protocol_long_option)
+  run --protocol=xvm -d -o validate-all -n vm1 -k "$key"
+  expect_rc 0; expect_err "^  protocol = xvm$"
+  run --protocol virt -d -o validate-all -n vm1
+  expect_rc 0; expect_err "^  protocol = virt$"
+  run --protocol=tcp -o validate-all -n vm1
+  expect_rc 1; expect_err "Unsupported protocol: 'tcp'" ;;
 *)
   echo "unknown case $case_name"; exit 1 ;;
 esac

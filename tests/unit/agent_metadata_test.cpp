@@ -59,7 +59,9 @@ TEST_F(AgentMetadata, EveryOptionIsAParameter) {
     ASSERT_TRUE(p) << s.stdin_name;
     EXPECT_STREQ(p.attribute("unique").value(), "0");
     EXPECT_STREQ(p.attribute("required").value(), s.required ? "1" : "0") << s.stdin_name;
-    const std::string mixed = s.letter ? std::string("-") + s.letter : std::string();
+    std::string mixed = s.letter ? std::string("-") + s.letter : std::string();
+    if (!s.long_name.empty())
+      mixed += ", --" + std::string(s.long_name) + "=[" + std::string(s.stdin_name) + "]";
     ASSERT_TRUE(p.child("getopt").attribute("mixed")) << s.stdin_name;
     EXPECT_EQ(p.child("getopt").attribute("mixed").value(), mixed) << s.stdin_name;
     EXPECT_EQ(p.child("content").attribute("type").value(), s.content_type) << s.stdin_name;
@@ -80,6 +82,7 @@ TEST_F(AgentMetadata, EveryOptionIsAParameter) {
                            "ipaddr",
                            "vsock",
                            "unix_socket",
+                           "protocol",
                            "channel_address",
                            "serial_device",
                            "serial_params",
@@ -120,6 +123,31 @@ TEST_F(AgentMetadata, TargetParametersLikeFenceXvm) {
   EXPECT_STREQ(parameter(doc_, "action").child("content").attribute("default").value(), "reboot");
   // No advertised default that the code does not apply (fence_virt's vsock "2").
   EXPECT_FALSE(parameter(doc_, "vsock").child("content").attribute("default"));
+}
+
+TEST_F(AgentMetadata, ProtocolParameter) {
+  const auto p = parameter(doc_, "protocol");
+  ASSERT_TRUE(p);
+  EXPECT_STREQ(p.attribute("required").value(), "0");
+  EXPECT_STREQ(p.child("getopt").attribute("mixed").value(), "-m, --protocol=[protocol]");
+  EXPECT_STREQ(p.child("content").attribute("default").value(), "vguard");
+  const std::string desc = p.child_value("shortdesc");
+  EXPECT_NE(desc.find("xvm"), std::string::npos);
+  EXPECT_NE(desc.find("virt"), std::string::npos);
+  // Every fence_xvm / fence_virt parameter is there, with fence_xvm's getopt letter.
+  const std::pair<const char*, const char*> xvm[] = {
+      {"debug", "-d"},         {"ip_family", "-i"},     {"multicast_address", "-a"},
+      {"ipaddr", "-T"},        {"vsock", "-S"},         {"channel_address", "-A"},
+      {"serial_device", "-D"}, {"serial_params", "-P"}, {"ipport", "-p"},
+      {"retrans", "-r"},       {"auth", "-C"},          {"hash", "-c"},
+      {"key_file", "-k"},      {"plug", "-n"},          {"port", "-H"},
+      {"use_uuid", "-u"},      {"action", "-o"},        {"timeout", "-t"},
+      {"delay", "-w"},         {"domain", ""}};
+  for (const auto& [name, letter] : xvm) {
+    const auto q = parameter(doc_, name);
+    ASSERT_TRUE(q) << name;
+    EXPECT_STREQ(q.child("getopt").attribute("mixed").value(), letter) << name;
+  }
 }
 
 TEST_F(AgentMetadata, Actions) {

@@ -18,6 +18,7 @@ std::string summary(const ParseResult& r) {
   const Options& o = r.options;
   const Options d;
   std::vector<std::string> f;
+  if (o.protocol != d.protocol) f.push_back("protocol=" + std::string(protocol_name(o.protocol)));
   if (o.op != d.op) f.push_back("op=" + std::string(op_name(o.op)));
   if (o.target) f.push_back("target=" + *o.target);
   if (o.use_uuid) f.emplace_back("uuid");
@@ -64,11 +65,34 @@ const std::vector<StdinCase> kStdinCases = {
     {"CommentsAndBlankLines", "#plug=evil\n\n   \n\t\naction=status\nplug=vm1\n", "op=status target=vm1", {}},
     {"HashOnlyInColumnZero", "  #plug=x\n", "", {"Parse error: Ignoring unknown option '#plug'"}},
     {"LeadingBlanksStripped", "  \t plug=vm1\n", "target=vm1", {}},
-    // fence_xvm's quirk, reproduced on purpose: the line ends at the first blank.
-    {"CutAtSpace", "plug=my vm\n", "target=my", {}},
-    {"CutAtTab", "plug=vm1\tvm2\n", "target=vm1", {}},
-    {"CutAtCarriageReturn", "action=off\r\nplug=vm1\r\n", "op=off target=vm1", {}},
-    {"CutAtNul", "plug=vm1\0evil\n"s, "target=vm1", {}},
+    // fence_xvm cuts the line at the first blank, so that "plug=my vm" fences "my": a different domain.
+    // fence_vguard refuses the line instead (an error), for every known name.
+    {"BlankInValueRefused",
+     "plug=my vm\n",
+     "errors=1",
+     {"Invalid value for 'plug': 'my vm' contains a blank or control character"}},
+    {"TabInValueRefused",
+     "plug=vm1\tvm2\n",
+     "errors=1",
+     {"Invalid value for 'plug': 'vm1\\tvm2' contains a blank or control character"}},
+    {"CarriageReturnInValueRefused",
+     "action=off\rplug=vm1\n",
+     "errors=1",
+     {"Invalid value for 'action': 'off\\rplug=vm1' contains a blank or control character"}},
+    {"NulInValueRefused",
+     "plug=vm1\0evil\n"s,
+     "errors=1",
+     {"Invalid value for 'plug': 'vm1\\0evil' contains a blank or control character"}},
+    {"BlankBeforeEqualsRefused",
+     "plug =vm1\n",
+     "errors=1",
+     {"Invalid value for 'plug': 'plug =vm1' contains a blank or control character"}},
+    {"BlankInUnknownNameOnlyWarns",
+     "pcmk_host_map=a:b; c:d\nplug=vm1\n",
+     "target=vm1",
+     {"Parse error: Ignoring unknown option 'pcmk_host_map'"}},
+    {"CarriageReturnLineEnds", "action=off\r\nplug=vm1\r\n", "op=off target=vm1", {}},
+    {"TrailingBlanksStripped", "plug=vm1  \t \r\naction=off \n", "op=off target=vm1", {}},
     {"KeysCaseInsensitive", "ACTION=OFF\nPlUg=vm1\n", "op=off target=vm1", {}},
     {"SplitAtFirstEquals", "plug=a=b\n", "target=a=b", {}},
     {"UnknownKeyWarnsOnly",
@@ -152,6 +176,67 @@ const std::vector<StdinCase> kStdinCases = {
      "mcast=foo errors=1",
      {"Could not determine address family"}},
     {"McastExplicitFamily", "multicast_address=foo\nip_family=ipv4\n", "ip_family=ipv4 mcast=foo", {}},
+    // ---- protocol xvm / virt ----
+    {"ProtocolXvm",
+     "protocol=xvm\nplug=vm1\n",
+     "protocol=xvm target=vm1 key=/etc/cluster/fence_xvm.key port=1229",
+     {}},
+    {"ProtocolCaseInsensitive",
+     "PROTOCOL=Virt\n",
+     "protocol=virt key=/etc/cluster/fence_xvm.key port=1229",
+     {}},
+    {"ProtocolVguardExplicit", "protocol=vguard\n", "", {}},
+    {"ProtocolUnknown",
+     "protocol=fence_xvm\n",
+     "errors=1",
+     {"Unsupported protocol: 'fence_xvm' (vguard, xvm or virt)"}},
+    {"ProtocolAfterKeyAndPortKeepsThem",
+     "key_file=/k\nipport=5\nprotocol=xvm\n",
+     "protocol=xvm key=/k port=5",
+     {}},
+    {"ProtocolXvmRefusesUnixSocket",
+     "protocol=xvm\nunix_socket=/s\n",
+     "protocol=xvm key=/etc/cluster/fence_xvm.key port=1229 unix=/s errors=1",
+     {"unix_socket is only available with protocol vguard"}},
+    {"XvmEveryStdinName",
+     "protocol=xvm\ndebug\nip_family=ipv4\nmulticast_address=239.1.2.3\nipaddr=10.0.0.9\nvsock=7\n"
+     "channel_address=10.0.2.2\nserial_device=/dev/ttyS2\nserial_params=9600,7E2\nipport=1300\nretrans=5\n"
+     "auth=sha512\nhash=sha1\nkey_file=/k\nplug=vm1\nuse_uuid=1\naction=off\ntimeout=9\ndelay=3\nagent=x\n"
+     "self=y\nnodename=z\n",
+     "protocol=xvm op=off target=vm1 uuid key=/k ipaddr=10.0.0.9 port=1300 vsock=7 timeout=9 delay=3 debug=1 "
+     "ip_family=ipv4 mcast=239.1.2.3 retrans=5 auth=sha512 hash=sha1 serial_device=/dev/ttyS2 "
+     "serial_params=9600,7E2 channel=10.0.2.2",
+     {}},
+    {"XvmDeprecatedNames",
+     "protocol=xvm\noption=status\ndomain=vm1\n",
+     "protocol=xvm op=status target=vm1 key=/etc/cluster/fence_xvm.key port=1229",
+     {}},
+    {"XvmMulticastNotMulticast",
+     "protocol=xvm\nmulticast_address=10.0.0.1\n",
+     "protocol=xvm key=/etc/cluster/fence_xvm.key port=1229 mcast=10.0.0.1 errors=1",
+     {"Not an IPv4 multicast address (224.0.0.0/4): '10.0.0.1'"}},
+    {"XvmMulticastFamilyMismatch",
+     "protocol=xvm\nmulticast_address=ff05::3:1\nip_family=ipv4\n",
+     "protocol=xvm key=/etc/cluster/fence_xvm.key port=1229 ip_family=ipv4 mcast=ff05::3:1 errors=1",
+     {"Invalid IPv4 multicast address: 'ff05::3:1'"}},
+    {"XvmMulticastV6Auto",
+     "protocol=xvm\nmulticast_address=ff05::3:1\n",
+     "protocol=xvm key=/etc/cluster/fence_xvm.key port=1229 mcast=ff05::3:1",
+     {}},
+    {"XvmMulticastOnlyCheckedWhenUsed",
+     "protocol=xvm\nmulticast_address=10.0.0.1\nipaddr=10.0.0.2\n",
+     "protocol=xvm key=/etc/cluster/fence_xvm.key ipaddr=10.0.0.2 port=1229 mcast=10.0.0.1",
+     {}},
+    {"VirtSerialParamsChecked",
+     "protocol=virt\nserial_device=/dev/ttyS1\nserial_params=115200,9N1\n",
+     "protocol=virt key=/etc/cluster/fence_xvm.key port=1229 serial_device=/dev/ttyS1 "
+     "serial_params=115200,9N1 "
+     "errors=1",
+     {"Invalid serial parameters: '115200,9N1'"}},
+    {"VguardIgnoresSerialParams",
+     "serial_device=/dev/ttyS1\nserial_params=115200,9N1\n",
+     "serial_device=/dev/ttyS1 serial_params=115200,9N1",
+     {}},
     {"Line255IsWhole", "agent=" + kLong249 + "\nplug=vm1\n", "target=vm1", {}},
     // fence_xvm would parse the tail as a line of its own and fence "evil"; fence_vguard drops it.
     {"OverlongTailDropped",
@@ -228,6 +313,33 @@ const std::vector<ArgvCase> kArgvCases = {
     {"TimeoutInvalid", {"-t", "abc"}, "errors=1", {"Invalid timeout: 'abc'"}},
     {"DelayZero", {"-w", "0"}, "", {}},
     {"UnixSocket", {"-U", "/s", "-k", "/k"}, "key=/k unix=/s", {}},
+    {"ProtocolLetter", {"-m", "xvm"}, "protocol=xvm key=/etc/cluster/fence_xvm.key port=1229", {}},
+    {"ProtocolAttached", {"-mvirt"}, "protocol=virt key=/etc/cluster/fence_xvm.key port=1229", {}},
+    {"ProtocolLong", {"--protocol", "xvm"}, "protocol=xvm key=/etc/cluster/fence_xvm.key port=1229", {}},
+    {"ProtocolLongEquals", {"--protocol=xvm", "-k", "/k"}, "protocol=xvm key=/k port=1229", {}},
+    {"ProtocolLongMissing",
+     {"--protocol"},
+     "errors=1",
+     {"fence_vguard: option '--protocol' requires an argument"}},
+    {"LongUnknown", {"--plug=vm1"}, "errors=1", {"fence_vguard: unrecognized option '--plug'"}},
+    {"ProtocolInvalid", {"-m", "udp"}, "errors=1", {"Unsupported protocol: 'udp' (vguard, xvm or virt)"}},
+    {"XvmTcpMode",
+     {"-m", "xvm", "-T", "192.0.2.1", "-o", "status", "-n", "vm1"},
+     "protocol=xvm op=status target=vm1 key=/etc/cluster/fence_xvm.key ipaddr=192.0.2.1 port=1229",
+     {}},
+    {"XvmEveryLetter",
+     {"-m", "xvm",    "-d", "-i",        "ipv6", "-a",   "ff02::1:2", "-T", "::1", "-S5",  "-A", "10.0.2.5",
+      "-D", "/dev/x", "-P", "57600,8O2", "-p",   "1300", "-r",        "3",  "-C",  "sha1", "-c", "sha512",
+      "-k", "/k",     "-n", "vm1",       "-u",   "-o",   "reboot",    "-t", "7",   "-w",   "1"},
+     "protocol=xvm target=vm1 uuid key=/k ipaddr=::1 port=1300 vsock=5 timeout=7 delay=1 debug=1 "
+     "ip_family=ipv6 "
+     "mcast=ff02::1:2 retrans=3 auth=sha1 hash=sha512 serial_device=/dev/x serial_params=57600,8O2 "
+     "channel=10.0.2.5",
+     {}},
+    {"XvmPortLetter",
+     {"-m", "xvm", "-H", "vm1"},
+     "protocol=xvm target=vm1 key=/etc/cluster/fence_xvm.key port=1229",
+     {}},
     {"AllOptions",
      {"-i", "ipv4",   "-a", "225.0.0.1", "-T", "10.0.0.1", "-p", "1300", "-r", "10",
       "-C", "sha512", "-c", "sha1",      "-k", "/k",       "-n", "vm",   "-o", "status",
@@ -257,8 +369,121 @@ TEST_P(ArgvTable, Parses) {
 INSTANTIATE_TEST_SUITE_P(AgentOptions, ArgvTable, ::testing::ValuesIn(kArgvCases),
                          [](const auto& p) { return std::string(p.param.name); });
 
+TEST(AgentOptions, InitialProtocolFromTheProgramName) {
+  EXPECT_EQ(protocol_for_program("fence_xvm"), Protocol::xvm);
+  EXPECT_EQ(protocol_for_program("/usr/sbin/fence_xvm"), Protocol::xvm);
+  EXPECT_EQ(protocol_for_program("./fence_virt"), Protocol::virt);
+  EXPECT_EQ(protocol_for_program("fence_vguard"), Protocol::vguard);
+  EXPECT_EQ(protocol_for_program("/usr/sbin/fence_xvm.sh"), Protocol::vguard);
+  EXPECT_EQ(protocol_for_program("fence_xvm/x"), Protocol::vguard);
+  EXPECT_EQ(protocol_for_program(""), Protocol::vguard);
+
+  // As fence_xvm: xvm defaults; protocol= on stdin or -m still wins.
+  ParseResult r = parse_stdin("plug=vm1\n", Protocol::xvm);
+  EXPECT_EQ(r.options.protocol, Protocol::xvm);
+  EXPECT_EQ(r.options.key_file, "/etc/cluster/fence_xvm.key");
+  EXPECT_EQ(r.options.port, 1229);
+  EXPECT_EQ(r.options.transport(), Transport::multicast);
+  r = parse_stdin("protocol=vguard\nplug=vm1\n", Protocol::xvm);
+  EXPECT_EQ(r.options.protocol, Protocol::vguard);
+  EXPECT_EQ(r.options.key_file, "/etc/cluster/fence_vguard.key");
+  EXPECT_EQ(r.options.port, 1231);
+  const std::vector<std::string> args{"-m", "vguard"};
+  EXPECT_EQ(parse_argv(args, Protocol::virt).options.protocol, Protocol::vguard);
+  EXPECT_EQ(parse_argv(std::vector<std::string>{}, Protocol::virt).options.transport(), Transport::vmchannel);
+}
+
+TEST(AgentOptions, ProtocolNamesRoundTrip) {
+  for (Protocol p : {Protocol::vguard, Protocol::xvm, Protocol::virt})
+    EXPECT_EQ(protocol_from_name(protocol_name(p)), p);
+  EXPECT_EQ(protocol_from_name("XVM"), Protocol::xvm);
+  EXPECT_EQ(protocol_from_name(""), std::nullopt);
+  EXPECT_EQ(protocol_from_name("fence_xvm"), std::nullopt);
+}
+
+TEST(AgentOptions, TransportsOfTheXvmProtocols) {
+  Options o;
+  o.protocol = Protocol::xvm;
+  EXPECT_EQ(o.transport(), Transport::multicast);
+  o.serial_device = "/dev/ttyS1";  // not fence_xvm's
+  EXPECT_EQ(o.transport(), Transport::multicast);
+  o.ipaddr_set = true;
+  EXPECT_EQ(o.transport(), Transport::tcp);
+  o.vsock_cid = 2;  // fence_virt: a CID wins over -T
+  EXPECT_EQ(o.transport(), Transport::vsock);
+  o.unix_socket = "/s";  // refused by the parser; never chosen
+  EXPECT_EQ(o.transport(), Transport::vsock);
+
+  Options v;
+  v.protocol = Protocol::virt;
+  EXPECT_EQ(v.transport(), Transport::vmchannel);
+  v.serial_device = "/dev/ttyS1";
+  EXPECT_EQ(v.transport(), Transport::serial);
+  v.ipaddr_set = true;
+  EXPECT_EQ(v.transport(), Transport::tcp);
+
+  // An ipaddr only selects TCP mode with the xvm protocols; vguard always uses TCP by default.
+  Options g;
+  EXPECT_EQ(g.transport(), Transport::tcp);
+  g.serial_device = "/dev/ttyS1";
+  EXPECT_EQ(g.transport(), Transport::tcp);
+
+  for (Transport t : {Transport::tcp, Transport::vsock, Transport::unix_socket, Transport::multicast,
+                      Transport::vmchannel, Transport::serial})
+    EXPECT_NE(transport_name(t), "?");
+}
+
+TEST(AgentOptions, MulticastGroups) {
+  Options o;
+  std::string why;
+  auto g = multicast_group(o, &why);
+  ASSERT_TRUE(g);
+  EXPECT_FALSE(g->ipv6);
+  EXPECT_EQ(g->address, "225.0.0.12");
+  o.ip_family = "ipv6";
+  g = multicast_group(o);
+  ASSERT_TRUE(g);
+  EXPECT_TRUE(g->ipv6);
+  EXPECT_EQ(g->address, "ff05::3:1");
+  o.ip_family = "auto";
+  o.multicast_address = "239.255.0.1";
+  g = multicast_group(o);
+  ASSERT_TRUE(g);
+  EXPECT_FALSE(g->ipv6);
+  o.multicast_address = "ff02::1:2";
+  g = multicast_group(o);
+  ASSERT_TRUE(g);
+  EXPECT_TRUE(g->ipv6);
+  // fence_xvm's text guess would call this IPv4 (it has a '.'); it is an IPv6 address, and not multicast.
+  o.multicast_address = "::ffff:225.0.0.12";
+  EXPECT_FALSE(multicast_group(o, &why));
+  EXPECT_EQ(why, "Not an IPv6 multicast address (ff00::/8): '::ffff:225.0.0.12'");
+  o.multicast_address = "225.0.0";
+  EXPECT_FALSE(multicast_group(o, &why));
+  EXPECT_EQ(why, "Invalid multicast address: '225.0.0'");
+  o.multicast_address = "225.0.0.12";
+  o.ip_family = "ipv6";
+  EXPECT_FALSE(multicast_group(o, &why));
+  EXPECT_EQ(why, "Invalid IPv6 multicast address: '225.0.0.12'");
+}
+
+TEST(AgentOptions, SerialParams) {
+  EXPECT_EQ(parse_serial_params(""), (SerialParams{9600, 8, 'N', 1}));
+  EXPECT_EQ(parse_serial_params("115200,8N1"), (SerialParams{115200, 8, 'N', 1}));
+  EXPECT_EQ(parse_serial_params("2400,7e2"), (SerialParams{2400, 7, 'E', 2}));
+  EXPECT_EQ(parse_serial_params("57600,5O1"), (SerialParams{57600, 5, 'O', 1}));
+  EXPECT_EQ(parse_serial_params("19200"), (SerialParams{19200, 8, 'N', 1}));
+  std::string why;
+  for (const char* bad : {"115201", "115200,", "115200,8N", "115200,4N1", "115200,9N1", "115200,8X1",
+                          "115200,8N3", "9600,8N1x", ",8N1", "fast"}) {
+    EXPECT_FALSE(parse_serial_params(bad, &why)) << bad;
+    EXPECT_EQ(why, std::string("Invalid serial parameters: '") + bad + "'");
+  }
+}
+
 TEST(AgentOptions, DefaultsMatchTheDocumentation) {
   const Options o;
+  EXPECT_EQ(o.protocol, Protocol::vguard);
   EXPECT_EQ(o.op, Op::reboot);
   EXPECT_EQ(o.key_file, "/etc/cluster/fence_vguard.key");
   EXPECT_EQ(o.ipaddr, "127.0.0.1");
@@ -374,6 +599,8 @@ TEST(AgentOptions, UsageListsEveryVisibleOption) {
   }
   EXPECT_NE(argv_usage.find("  -k <file>             Shared key file"), std::string::npos);
   EXPECT_NE(argv_usage.find("  -S[<cid>]  "), std::string::npos);
+  EXPECT_NE(argv_usage.find("  -m <protocol>  "), std::string::npos);
+  EXPECT_NE(argv_usage.find("  --protocol <protocol>"), std::string::npos);
 }
 
 TEST(AgentOptions, HelpAndVersionText) {
@@ -390,7 +617,23 @@ TEST(AgentOptions, DescribeNotesCompatOptions) {
   const std::string d = describe_options(r.options);
   EXPECT_NE(d.find("target = vm1"), std::string::npos);
   EXPECT_NE(d.find("key_file = /k"), std::string::npos);
-  EXPECT_NE(d.find("note: auth is accepted for fence_xvm compatibility and has no effect"),
+  EXPECT_NE(d.find("protocol = vguard"), std::string::npos);
+  EXPECT_NE(d.find("note: auth is a fence_xvm option; it has no effect with protocol vguard"),
+            std::string::npos);
+
+  const ParseResult x = parse_stdin("protocol=xvm\nauth=sha1\nplug=vm1\nretrans=5\n");
+  const std::string dx = describe_options(x.options);
+  EXPECT_NE(dx.find("protocol = xvm"), std::string::npos);
+  EXPECT_NE(dx.find("endpoint = multicast:225.0.0.12:1229 (retrans 5 tenths of a second)"),
+            std::string::npos);
+  EXPECT_NE(dx.find("auth = sha1"), std::string::npos);
+  EXPECT_NE(dx.find("key_file = /etc/cluster/fence_xvm.key"), std::string::npos);
+  EXPECT_EQ(dx.find("note:"), std::string::npos);
+  EXPECT_NE(
+      describe_options(parse_stdin("protocol=virt\n").options).find("endpoint = vmchannel:10.0.2.179:1229"),
+      std::string::npos);
+  EXPECT_NE(describe_options(parse_stdin("protocol=virt\nserial_device=/dev/ttyS1\n").options)
+                .find("endpoint = serial:/dev/ttyS1 (115200,8N1)"),
             std::string::npos);
 }
 
@@ -438,6 +681,22 @@ const std::vector<PreflightCase> kPreflightCases = {
      "",
      "NULL operation: nothing is sent to vguardd\nOperation failed\n"},
     {"UnknownStdinKeyStillRuns", "bogus=1\naction=status\nplug=vm1\n", {}, true, 0, "", ""},
+    {"XvmNullIsLocalFailure",
+     "",
+     {"-m", "xvm", "-o", "null", "-n", "vm1"},
+     false,
+     1,
+     "",
+     "NULL operation: nothing is sent to fence_virtd\nOperation failed\n"},
+    {"XvmNoDomain", "protocol=xvm\naction=off\n", {}, false, 1, kStdinUsage, "No domain specified!\n"},
+    {"XvmListRuns", "", {"-m", "xvm", "-o", "list"}, true, 0, "", ""},
+    {"BlankInPlugIsAParseError",
+     "action=off\nplug=my vm\n",
+     {},
+     false,
+     1,
+     kStdinUsage,
+     "No domain specified!\n"},
 };
 
 void PrintTo(const PreflightCase& c, std::ostream* os) { *os << c.name; }
