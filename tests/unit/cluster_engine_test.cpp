@@ -43,6 +43,9 @@ struct Cluster {
   Node& operator[](NodeId id) { return *nodes.at(id); }
   void settle() { hub.run_until_idle(); }
   bool running_anywhere_else(NodeId except, const Uuid& u);
+  // vguardd on `id` comes back as a new process (new incarnation, empty engine) after it died: it rejoins the
+  // group and reconnects to its libvirt.
+  void restart_vguardd(NodeId id);
 };
 
 struct Node final : BusListener {
@@ -158,6 +161,14 @@ Node& Cluster::add(NodeId id, std::map<Uuid, DomainInfo> domains) {
   ref.connect_libvirt();
   (void)bus.start();
   return ref;
+}
+
+void Cluster::restart_vguardd(NodeId id) {
+  Node& n = *nodes.at(id);
+  ++n.incarnation;
+  n.reset_engine();
+  hub.restart(id);
+  n.connect_libvirt();
 }
 
 bool Cluster::running_anywhere_else(NodeId except, const Uuid& u) {
@@ -296,10 +307,7 @@ TEST_P(Seeds, RejoiningOwnerReportsItselfAndIsNoLongerLost) {
   c.hub.crash(2);
   c.settle();
   EXPECT_EQ(c[1].call(Action::status, "d2").status, Status::failure);
-  c[2].incarnation = 2;
-  c[2].reset_engine();  // vguardd restarted with the host
-  c.hub.restart(2);
-  c[2].connect_libvirt();
+  c.restart_vguardd(2);
   c.settle();
   EXPECT_FALSE(c[1].engine->lost(2));
   EXPECT_EQ(c[1].call(Action::status, "d2").status, Status::success);
@@ -460,10 +468,7 @@ TEST_P(Seeds, RestartedLowestMemberDoesNotEraseTheReplica) {
   c.settle();
   c.hub.kill(1);  // vguardd on h1 dies (procdown)
   c.settle();
-  c[1].incarnation = 2;
-  c[1].reset_engine();
-  c.hub.restart(1);
-  c[1].connect_libvirt();
+  c.restart_vguardd(1);
   c.settle();
   ASSERT_TRUE(c[1].engine->synced());
   EXPECT_TRUE(c[1].engine->lost(3)) << "the restarted host learned h3's loss from the carrier";
@@ -774,10 +779,7 @@ TEST_P(Seeds, ClaimDeliveredAfterAViewChangeIsDecidedThere) {
   const auto r3 = hook(c[3], Action::hook_prepare);
   c.hub.kill(2);
   c.settle();
-  c[2].incarnation = 2;
-  c[2].reset_engine();
-  c.hub.restart(2);
-  c[2].connect_libvirt();
+  c.restart_vguardd(2);
   c.settle();
   ASSERT_TRUE(answer(c[3], r3)) << "decided in the later view";
   EXPECT_TRUE(yes(c[3], r3)) << answer(c[3], r3)->message;
@@ -814,10 +816,7 @@ TEST_P(Seeds, StaleMajorityIsNotDecisive) {
   c.settle();
   c.hub.kill(2);
   c.settle();
-  c[2].incarnation = 2;
-  c[2].reset_engine();
-  c.hub.restart(2);
-  c[2].connect_libvirt();
+  c.restart_vguardd(2);
   c.settle();
   c.hub.partition({{1, 2}, {3}});
   c.settle();
@@ -995,10 +994,7 @@ TEST_P(Seeds, OwnerThatStoppedWhileItsVguarddWasDownReleasesOnItsListing) {
   c.hub.kill(1);
   c.settle();
   c[1].model[kV].state = PowerState::shutoff;
-  c[1].incarnation = 2;
-  c[1].reset_engine();
-  c.hub.restart(1);
-  c[1].connect_libvirt();
+  c.restart_vguardd(1);
   c.settle();
   EXPECT_EQ(rec(c[2]).owner, 0u);
   EXPECT_EQ(c[2].call(Action::hook_prepare, kV.str()).status, Status::success);
@@ -1026,10 +1022,7 @@ TEST_P(Seeds, RestartedMigrationTargetCannotStartWithoutAClaimAndTheHandOverEnds
   ASSERT_EQ(c[2].call(Action::hook_migrate, kV.str()).status, Status::success);
   c.hub.kill(2);  // h2's vguardd restarts before libvirt launched the incoming copy (which then never comes)
   c.settle();
-  c[2].incarnation = 2;
-  c[2].reset_engine();
-  c.hub.restart(2);
-  c[2].connect_libvirt();
+  c.restart_vguardd(2);
   c.settle();
   EXPECT_EQ(rec(c[1]).mig_phase, 0) << "the restarted target's listing ended the hand-over";
   EXPECT_EQ(rec(c[1]).owner, 1u);
