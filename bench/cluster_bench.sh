@@ -56,7 +56,7 @@ awk -v ls="${R[local.status]}" -v rs="${R[remote.status]}" -v lo="${R[local.off]
 # 2. loss detection
 t_kill=$(date +%s%3N)
 cluster_kill_corosync 3
-lost() { ctl 1 hosts 2>/dev/null | grep -Eq '^ *3 +h3 +lost'; }
+lost() { ctl 1 hosts 2>/dev/null | grep -E '^ *3 +h3 +lost' >/dev/null; }
 wait_for 20 lost || { echo "h3 never reported lost" >&3; exit 1; }
 # h1's forensic log: the membership record that dropped h3 (ts in UTC ms).
 ts=$(grep '"type":"membership"' "$VG_IT/h1/forensic.log" | grep '"left":"h3' | tail -1 | sed 's/.*"ts":"\([^"]*\)".*/\1/')

@@ -25,7 +25,7 @@ wait_for 10 "${RUN[@]}" "$VG_BIN/fence_vguard" -k "$VG_IT/guest.key" -p "$PORT" 
 A=("${RUN[@]}" "$VG_BIN/fence_vguard" -k "$VG_IT/guest.key" -T 127.0.0.1 -p "$PORT")
 check "list" 0 "${A[@]}" -o list
 expect_out "list shows allowed domains only" "^vm-alpha +$ALPHA on"
-if printf '%s\n' "$OUT" | grep -q vm-beta; then VG_FAILS=$((VG_FAILS+1)); log "FAIL list leaks vm-beta"; fi
+if grep -q vm-beta <<<"$OUT"; then VG_FAILS=$((VG_FAILS+1)); log "FAIL list leaks vm-beta"; fi
 check "status by name (on)" 0 "${A[@]}" -o status -n vm-alpha
 expect_out "Status: ON printed" "Status: ON"
 check "status by uuid of shut-off domain" 2 "${A[@]}" -o status -n "$GAMMA"

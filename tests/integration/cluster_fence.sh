@@ -22,7 +22,7 @@ ctl() { local i=$1; shift; "$VG_BIN/vguardctl" "$@" --socket "$VG_IT/h$i/sock"; 
 fence() { local i=$1; shift; ip netns exec "${CL_NS[$i]}" "$VG_BIN/fence_vguard" -k "$VG_IT/guest.key" -t 15 "$@"; }
 map_of() { ctl "$1" status --json 2>/dev/null | tr -d ' \n' | grep -o '"name":"vm-[a-z0-9]*","uuid":"[^"]*","state":"[^"]*","host":"[^"]*","epoch":[0-9]*' | sort; }
 sees_domains() { [ "$(ctl "$1" status 2>/dev/null | grep -c ' vm-')" -ge "$2" ] || [ "$(ctl "$1" status 2>/dev/null | grep -c '^vm-')" -ge "$2" ]; }
-host_is() { ctl "$1" hosts 2>/dev/null | grep -Eq "^ *$2 +h$2 +$3"; }
+host_is() { ctl "$1" hosts 2>/dev/null | grep -E "^ *$2 +h$2 +$3" >/dev/null; }
 
 for i in 1 2 3; do
   check "h$i vguardd sees the whole map" 0 wait_for 30 sees_domains "$i" 4

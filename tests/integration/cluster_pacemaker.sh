@@ -19,7 +19,7 @@ CL_EXTRA_CLUSTER_CONF="pacemaker_history = yes"
 vguardd_cluster_up
 ctl() { local i=$1; shift; "$VG_BIN/vguardctl" "$@" --socket "$VG_IT/h$i/sock"; }
 fence() { local i=$1; shift; ip netns exec "${CL_NS[$i]}" "$VG_BIN/fence_vguard" -k "$VG_IT/guest.key" -t 15 "$@"; }
-host_is() { ctl "$1" hosts 2>/dev/null | grep -Eq "^ *$2 +h$2 +$3"; }
+host_is() { ctl "$1" hosts 2>/dev/null | grep -E "^ *$2 +h$2 +$3" >/dev/null; }
 sees() { [ "$(ctl 1 status 2>/dev/null | grep -c ' vm-\|^vm-')" -ge 3 ]; }
 check "map converged" 0 wait_for 30 sees
 check "fencers up" 0 wait_for 20 ip netns exec "${CL_NS[1]}" stonith_admin -L

@@ -87,7 +87,8 @@ check() {
 }
 # expect_out NAME PATTERN: the last check's output matches the extended regex.
 expect_out() {
-  if printf '%s\n' "$OUT" | grep -Eq -- "$2"; then
+  # A here-string, not a pipe: under pipefail, grep -q exiting early can SIGPIPE the writer.
+  if grep -Eq -- "$2" <<<"$OUT"; then
     VG_PASSES=$((VG_PASSES + 1)); log "ok   $1"
   else
     VG_FAILS=$((VG_FAILS + 1)); log "FAIL $1: output does not match /$2/:"; printf '%s\n' "$OUT" >&2
@@ -498,7 +499,7 @@ guard_stop_vguardd() {
 gctl() { local i=$1; shift; "$VG_BIN/vguardctl" "$@" --socket "$VG_IT/h$i/sock"; }
 
 # guard_host_is I K STATUS: host I's vguardd lists host K (hK) with STATUS (member, lost, fenced, ...).
-guard_host_is() { gctl "$1" hosts 2>/dev/null | grep -Eq "^ *$2 +h$2 +$3( |\$)"; }
+guard_host_is() { gctl "$1" hosts 2>/dev/null | grep -E "^ *$2 +h$2 +$3( |\$)" >/dev/null; }
 
 # guard_all_members I: host I's vguardd answers, is quorate, and lists every host 1..CL_N as a member (or self).
 guard_all_members() {
@@ -547,7 +548,7 @@ guard_define_guest() {
 }
 
 # guard_domstate I NAME: libvirt's state of NAME on host I ("running", "shut off", ...; "error" on failure).
-guard_domstate() { gvirsh "$1" domstate "$2" 2>/dev/null | head -1 || echo error; }
+guard_domstate() { gvirsh "$1" domstate "$2" 2>/dev/null | sed -n 1p || echo error; }
 
 # guard_active_hosts NAME: the hosts (hI, space separated) whose libvirt reports NAME in any state other than
 # "shut off" (a failing query counts as active: it may be).
@@ -565,7 +566,7 @@ guard_active_count() { local a; a=$(guard_active_hosts "$1"); set -- $a; echo $#
 
 # guard_dom_json I UUID: the domain's object from host I's `vguardctl status --json` (one line, no spaces).
 guard_dom_json() {
-  gctl "$1" status --json 2>/dev/null | tr -d ' \n' | grep -o "{[^{}]*\"uuid\":\"$2\"[^{}]*}" | head -1
+  gctl "$1" status --json 2>/dev/null | tr -d ' \n' | grep -o "{[^{}]*\"uuid\":\"$2\"[^{}]*}" | sed -n 1p
 }
 
 # guard_owner I UUID / guard_epoch I UUID / guard_vgstate I UUID: host, epoch, state of UUID in host I's map.

@@ -181,7 +181,7 @@ check "6: h1's log has the refusal for the lost owner" 0 grep -Eq '"type":"claim
 check "6: h1's log answers the hook with the refusal" 0 grep -Eq '"type":"outcome".*"action":"hook-prepare","result":"failure"' "$VG_IT/h1/forensic.log"
 check "6: h1's log has the granted migrations and hand-overs" 0 bash -c "grep -Eq '\"kind\":\"migrate\",\"decision\":\"grant\"' '$VG_IT/h1/forensic.log' && grep -q '\"type\":\"handover\"' '$VG_IT/h1/forensic.log'"
 check "6: h2's log has refused claims from the race" 0 grep -Eq '"type":"claim".*"decision":"refuse"' "$VG_IT/h2/forensic.log"
-check "6: log show lists h1's refusals" 0 bash -c "'$VG_BIN/vguardctl' log show --file '$VG_IT/h1/forensic.log' | grep -E ' claim .*decision=refuse' | grep -q 'reason='"
+check "6: log show lists h1's refusals" 0 bash -c "'$VG_BIN/vguardctl' log show --file '$VG_IT/h1/forensic.log' | grep -E ' claim .*decision=refuse' | grep 'reason=' >/dev/null"
 check "6: h1's log records the confirmation" 0 grep -q '"type":"confirm-fenced".*"applied":true' "$VG_IT/h1/forensic.log"
 log "whole test: $((SECONDS - T0)) s"
 finish

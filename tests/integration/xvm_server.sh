@@ -108,7 +108,7 @@ count() { grep -Ec -- "$1" "$VG_IT/forensic.log" || true; }
 check "fence_xvm list" 0 "${X[@]}" -o list
 expect_out "list shows vm-alpha on" "^vm-alpha +$ALPHA on"
 expect_out "list shows vm-gamma off" "^vm-gamma +$GAMMA off"
-if printf '%s\n' "$OUT" | grep -q other-1; then VG_FAILS=$((VG_FAILS + 1)); log "FAIL list leaks other-1"; fi
+if grep -q other-1 <<<"$OUT"; then VG_FAILS=$((VG_FAILS + 1)); log "FAIL list leaks other-1"; fi
 check "fence_xvm status" 0 "${X[@]}" -o status -H vm-alpha
 expect_out "Status: ON" "Status: ON"
 check "fence_xvm off" 0 "${X[@]}" -o off -H vm-alpha
@@ -128,7 +128,7 @@ check "off of an unknown domain fails" 1 "${X[@]}" -o off -H vm-missing
 logged "engine records fence_xvm requests" '"type":"request".*"requester":"fence_xvm [^"]*".*"key":"guests","action":"off","target":"vm-alpha"'
 check "host list records are zero-filled" 0 "${P[@]}" mcast --key "$VG_IT/fence_xvm.key" --op list
 expect_out "list answer ends with the trailing byte" "^response 253 trailing"
-if printf '%s\n' "$OUT" | grep -q NOT-ZERO-FILLED; then VG_FAILS=$((VG_FAILS + 1)); log "FAIL host records carry garbage"; fi
+if grep -q NOT-ZERO-FILLED <<<"$OUT"; then VG_FAILS=$((VG_FAILS + 1)); log "FAIL host records carry garbage"; fi
 
 # ---- Debian's fence_virt over TCP ----
 check "fence_virt -T status" 0 "${T[@]}" -o status -H vm-beta
