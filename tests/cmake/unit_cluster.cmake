@@ -1,3 +1,6 @@
-add_executable(unit_cluster unit/cluster_engine_test.cpp)
-target_link_libraries(unit_cluster PRIVATE fenced_core vguard_fake_bus vguard_test_main vguard_warnings)
-gtest_discover_tests(unit_cluster PROPERTIES LABELS unit)
+# Cluster engine scenario suites; each is its own executable over the shared harness (unit/cluster_harness.h).
+foreach(suite cluster_engine)
+  add_executable(unit_${suite} unit/${suite}_test.cpp)
+  target_link_libraries(unit_${suite} PRIVATE fenced_core vguard_fake_bus vguard_test_main vguard_warnings)
+  gtest_discover_tests(unit_${suite} PROPERTIES LABELS unit)
+endforeach()

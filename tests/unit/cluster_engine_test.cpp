@@ -1,244 +1,17 @@
-// N ClusterEngines over the in-process FakeBusHub, each with a model hypervisor as ground truth: map
-// convergence, state transfer to a joiner, cross-host fencing, lost owners, confirm-fenced, partitions without
-// quorum, heal, epochs. Scenarios run over many seeds with random delivery interleavings; after every scenario
-// the invariants are checked: members agree on the replica (digest), and no "off" answer was false in
-// ground truth at answer time (I2).
-#include "cluster_engine.h"
-
-#include <gtest/gtest.h>
-
-#include <boost/json/serialize.hpp>
-
-#include <map>
-#include <memory>
-#include <random>
-#include <set>
-
-#include "cluster_msg.h"
-#include "fake_bus.h"
-#include "key.h"
+// Cluster engine scenarios over the harness in cluster_harness.h: map convergence, state transfer to a joiner,
+// cross-host fencing, lost owners, confirm-fenced, partitions without quorum, heal, epochs, and the start
+// guard. Scenarios run over many seeds with random delivery interleavings.
+#include "cluster_harness.h"
 
 namespace vguard::fenced {
 namespace {
 
+using namespace harness;
 using proto::Action;
 using proto::PowerState;
 using proto::Status;
 
-const std::string kClusterKey = "cluster-key-for-tests-0123456789";
-const proto::KeyId kClusterKeyId = proto::key_id_of(kClusterKey);
-const Uuid kD1 = *Uuid::parse("d1000000-0000-0000-0000-000000000001");
-const Uuid kD2 = *Uuid::parse("d2000000-0000-0000-0000-000000000002");
-const Uuid kD3 = *Uuid::parse("d3000000-0000-0000-0000-000000000003");
-
-struct Node;
-
-struct Cluster {
-  FakeBusHub hub;
-  std::map<NodeId, std::unique_ptr<Node>> nodes;
-  TimeMs now = 1000;
-  int false_offs = 0;  // I2 violations
-  // I1, checked after every event any engine handles: no UUID active in ground truth on two hosts unless some
-  // replica records a hand-over for it. Scenarios that start an unguarded copy on purpose switch it off.
-  bool check_i1 = true;
-  int double_active = 0;
-  void i1_step();
-  explicit Cluster(std::uint64_t seed) : hub(seed) {}
-  Node& add(NodeId id, std::map<Uuid, DomainInfo> domains);
-  Node& operator[](NodeId id) { return *nodes.at(id); }
-  void settle() { hub.run_until_idle(); }
-  bool running_anywhere_else(NodeId except, const Uuid& u);
-  // vguardd on `id` comes back as a new process (new incarnation, empty engine) after it died: it rejoins the
-  // group and reconnects to its libvirt.
-  void restart_vguardd(NodeId id);
-};
-
-struct Node final : BusListener {
-  Cluster& c;
-  NodeId id;
-  std::uint64_t incarnation = 1;
-  std::unique_ptr<ClusterEngine> engine;
-  std::map<Uuid, DomainInfo> model;  // this host's libvirt (ground truth)
-  std::map<std::uint64_t, proto::Response> replies;
-  std::map<std::uint64_t, Action> asked;
-  std::vector<std::string> alarms;
-  std::uint64_t next_request = 1;
-  GuardPolicy guard;
-
-  Node(Cluster& cl, NodeId n, std::map<Uuid, DomainInfo> m) : c(cl), id(n), model(std::move(m)) { reset_engine(); }
-  void reset_engine() {
-    Policy p;
-    engine = std::make_unique<ClusterEngine>(
-        ClusterIdentity{id, "h" + std::to_string(id), incarnation, false, {1, 2, 3}, guard}, p);
-  }
-  void feed(ClusterInput in) {
-    run(engine->handle(ClusterEvent{c.now, std::move(in)}));
-    c.i1_step();
-  }
-  void connect_libvirt() {
-    std::vector<DomainInfo> list;
-    for (const auto& [u, d] : model) list.push_back(d);
-    feed(HvConnected{list});
-  }
-  void set_state(const Uuid& u, PowerState s, bool migrated = false) {
-    model[u].state = s;
-    model[u].migrated_away = migrated;
-    feed(HvDomain{model[u]});
-  }
-  bool defer = false;             // hold hypervisor commands until flush()
-  std::vector<Command> deferred;
-  void flush() {
-    defer = false;
-    auto cmds = std::move(deferred);
-    deferred.clear();
-    run(std::move(cmds));
-  }
-  void run(std::vector<Command> cmds) {
-    for (auto& cmd : cmds) {
-      if (defer && (std::holds_alternative<DoDestroy>(cmd) || std::holds_alternative<DoStart>(cmd) ||
-                    std::holds_alternative<DoQuery>(cmd))) {
-        deferred.push_back(cmd);
-        continue;
-      }
-      if (auto* d = std::get_if<DoDestroy>(&cmd)) {
-        model[d->uuid].state = PowerState::shutoff;
-        feed(HvDomain{model[d->uuid]});
-        feed(OpDone{d->op, true, "", errc::ok, PowerState::shutoff});
-      } else if (auto* s = std::get_if<DoStart>(&cmd)) {
-        model[s->uuid].state = PowerState::running;
-        feed(HvDomain{model[s->uuid]});
-        feed(OpDone{s->op, true, "", errc::ok, PowerState::running});
-      } else if (auto* q = std::get_if<DoQuery>(&cmd)) {
-        auto it = model.find(q->uuid);
-        if (it == model.end())
-          feed(OpDone{q->op, false, "no domain", errc::no_such_domain});
-        else
-          feed(OpDone{q->op, true, "", errc::ok, it->second.state});
-      } else if (auto* m = std::get_if<SendMsg>(&cmd)) {
-        (void)c.hub.bus(id).send(proto::encode_cluster(kClusterKeyId, kClusterKey, m->msg));
-      } else if (auto* r = std::get_if<Reply>(&cmd)) {
-        // I2: an "off" answer must be true in ground truth when it is given.
-        const auto a = asked[r->request];
-        if ((r->response.status == Status::off || (r->response.status == Status::success &&
-                                                   (a == Action::off || a == Action::reboot))) &&
-            !r->response.domains.empty()) {
-          for (const auto& entry : r->response.domains)
-            if (c.running_anywhere_else(0, entry.uuid) && a != Action::reboot) ++c.false_offs;
-        }
-        replies[r->request] = r->response;
-      } else if (auto* au = std::get_if<Audit>(&cmd)) {
-        if (au->type == "alarm") alarms.push_back(boost::json::serialize(au->fields));
-      }
-    }
-  }
-  std::uint64_t ask(Action a, const std::string& target) {
-    proto::Request q;
-    q.action = a;
-    q.target = target;
-    q.budget_ms = 10000;
-    const std::uint64_t rid = next_request++;
-    asked[rid] = a;
-    feed(RequestIn{rid, "test", std::nullopt, q});
-    return rid;
-  }
-  // Asks, lets the cluster settle, returns the answer.
-  proto::Response call(Action a, const std::string& target) {
-    const auto rid = ask(a, target);
-    c.settle();
-    auto it = replies.find(rid);
-    EXPECT_NE(it, replies.end()) << "no answer to " << proto::action_name(a) << " " << target << " on h" << id;
-    return it == replies.end() ? proto::Response{} : it->second;
-  }
-  // BusListener
-  void on_message(NodeId from, std::string bytes) override {
-    auto m = proto::decode_cluster(bytes, kClusterKeyId, kClusterKey);
-    ASSERT_TRUE(m) << m.error().message();
-    feed(BusMsgIn{from, std::move(*m)});
-  }
-  void on_view(const View& v) override { feed(BusViewIn{v}); }
-  void on_quorum(bool q) override { feed(QuorumIn{q}); }
-  void on_lost(const Error& e) override { feed(BusLostIn{e.message()}); }
-};
-
-Node& Cluster::add(NodeId id, std::map<Uuid, DomainInfo> domains) {
-  auto n = std::make_unique<Node>(*this, id, std::move(domains));
-  auto& bus = hub.add_node(id);
-  bus.set_listener(n.get());
-  Node& ref = *n;
-  nodes[id] = std::move(n);
-  ref.connect_libvirt();
-  (void)bus.start();
-  return ref;
-}
-
-void Cluster::i1_step() {
-  if (!check_i1) return;
-  std::map<Uuid, int> active;
-  for (auto& [id, n] : nodes)
-    for (const auto& [u, d] : n->model)
-      if (d.state != PowerState::shutoff) ++active[u];
-  for (const auto& [u, count] : active) {
-    if (count < 2) continue;
-    bool handover = false;
-    for (auto& [id, n] : nodes) {
-      if (!n->engine) continue;
-      auto it = n->engine->domains().find(u);
-      handover |= it != n->engine->domains().end() && it->second.mig_phase != 0;
-    }
-    if (!handover) ++double_active;
-  }
-}
-
-void Cluster::restart_vguardd(NodeId id) {
-  Node& n = *nodes.at(id);
-  ++n.incarnation;
-  n.reset_engine();
-  hub.restart(id);
-  n.connect_libvirt();
-}
-
-bool Cluster::running_anywhere_else(NodeId except, const Uuid& u) {
-  for (auto& [id, n] : nodes) {
-    if (id == except) continue;
-    auto it = n->model.find(u);
-    if (it != n->model.end() && it->second.state != PowerState::shutoff) return true;
-  }
-  return false;
-}
-
-std::map<Uuid, DomainInfo> doms(std::initializer_list<DomainInfo> l) {
-  std::map<Uuid, DomainInfo> m;
-  for (const auto& d : l) m[d.uuid] = d;
-  return m;
-}
-
-// h1 runs d1, h2 runs d2, h3 has d3 defined and shut off.
-void standard(Cluster& c, bool all_three = true) {
-  c.add(1, doms({{kD1, "d1", PowerState::running}}));
-  c.add(2, doms({{kD2, "d2", PowerState::running}}));
-  if (all_three) c.add(3, doms({{kD3, "d3", PowerState::shutoff}}));
-  c.settle();
-}
-
-// Members of one view that completed its SYNC hold equal replicas (I3).
-void expect_converged(Cluster& c) {
-  std::map<std::set<NodeId>, std::string> by_view;
-  for (auto& [id, n] : c.nodes) {
-    if (!n->engine->synced()) continue;
-    auto [it, fresh] = by_view.emplace(n->engine->members(), n->engine->digest());
-    if (!fresh) {
-      EXPECT_EQ(n->engine->digest(), it->second) << "h" << id << " disagrees with its view";
-    }
-  }
-  EXPECT_EQ(c.false_offs, 0) << "an off answer was false in ground truth (I2)";
-  EXPECT_EQ(c.double_active, 0) << "a domain was active on two hosts outside a hand-over (I1)";
-}
-
-class Seeds : public ::testing::TestWithParam<int> {
- protected:
-  Cluster c{static_cast<std::uint64_t>(GetParam())};
-  void SetUp() override { c.hub.reorder_delivery_interleaving(true); }
-};
+class Seeds : public SeedFixture {};
 
 TEST_P(Seeds, MapConvergesWithOwnersAndEpochs) {
   standard(c);
@@ -425,11 +198,7 @@ TEST(ClusterMsg, RoundTripAndRefusals) {
   for (std::size_t n = 0; n < bytes.size(); n += 7) EXPECT_FALSE(proto::decode_cluster(bytes.substr(0, n), kClusterKeyId, kClusterKey));
 }
 
-}  // namespace
-}  // namespace vguard::fenced
 
-namespace vguard::fenced {
-namespace {
 TEST(ClusterHook, PrepareRefusedWhereTheMapForbidsIt) {
   Cluster c(7);
   standard(c);
@@ -442,11 +211,7 @@ TEST(ClusterHook, PrepareRefusedWhereTheMapForbidsIt) {
   EXPECT_NE(r.message.find("quorum"), std::string::npos) << r.message;
   EXPECT_EQ(c[2].call(Action::hook_prepare, kD1.str()).status, Status::failure) << "owner h1 lost, unconfirmed";
 }
-}  // namespace
-}  // namespace vguard::fenced
 
-namespace vguard::fenced {
-namespace {
 TEST(ClusterClock, RemoteExecutionUsesTheCurrentTime) {
   // The executing host must time a FENCE from now, not from the epoch of its clock: with a large clock value
   // and the owner answering only after a tick, the request still succeeds.
@@ -464,11 +229,7 @@ TEST(ClusterClock, RemoteExecutionUsesTheCurrentTime) {
   ASSERT_TRUE(c[1].replies.count(rid));
   EXPECT_EQ(c[1].replies[rid].status, Status::success) << c[1].replies[rid].message;
 }
-}  // namespace
-}  // namespace vguard::fenced
 
-namespace vguard::fenced {
-namespace {
 TEST_P(Seeds, CorosyncRestartUnderARunningVguarddRejoinsAsJoiner) {
   standard(c);
   c.hub.crash(2);  // h2's corosync dies; its vguardd (same engine) stays
@@ -483,11 +244,7 @@ TEST_P(Seeds, CorosyncRestartUnderARunningVguarddRejoinsAsJoiner) {
   EXPECT_EQ(c[2].call(Action::off, "d1").status, Status::success);
   expect_converged(c);
 }
-}  // namespace
-}  // namespace vguard::fenced
 
-namespace vguard::fenced {
-namespace {
 TEST_P(Seeds, RestartedLowestMemberDoesNotEraseTheReplica) {
   // h1 (the lowest id, the usual table carrier) restarts its vguardd; h3 is lost meanwhile. The restarted h1
   // has no tables: the carrier must be h2, and h3 must stay lost (not forgotten, so never "off").
@@ -504,11 +261,7 @@ TEST_P(Seeds, RestartedLowestMemberDoesNotEraseTheReplica) {
   EXPECT_EQ(c[1].call(Action::status, "d3").status, Status::failure);
   expect_converged(c);
 }
-}  // namespace
-}  // namespace vguard::fenced
 
-namespace vguard::fenced {
-namespace {
 std::vector<QueryFenceHistory> history_queries(const std::vector<Command>& cmds) {
   std::vector<QueryFenceHistory> q;
   for (const auto& c : cmds)
@@ -553,10 +306,6 @@ TEST(ClusterHistory, OnlyAFenceAfterTheLossConfirmsIt) {
   EXPECT_TRUE(c[2].engine->confirmed(3));
   expect_converged(c);
 }
-}  // namespace
-}  // namespace vguard::fenced
-namespace vguard::fenced {
-namespace {
 // R1: a SYNC delayed past the next confchg is counted as the sender's SYNC of the new view.
 TEST(ClusterReview, StaleSyncForgetsALoss) {
   Cluster c(5);
@@ -674,55 +423,11 @@ TEST(ClusterReview, MinorityOffFromStaleConfirmation) {
   auto r = c[1].call(Action::status, "d3");
   EXPECT_NE(r.status, Status::off) << "d3 runs on h2: " << r.message;
 }
-}  // namespace
-}  // namespace vguard::fenced
 
 // ---------------------------------------------------------------------------------------------------
 // Start guard scenarios (safety-design.md §4-§6, safety-scenarios.md): claims through the agreed order,
 // stability, decisive views, hand-over, duplicates. The fake libvirt of each host is the ground truth: a hook
 // answered yes starts the domain there; I1 (never active on two hosts outside a hand-over) is checked.
-namespace vguard::fenced {
-namespace {
-
-const Uuid kV = *Uuid::parse("7e000000-0000-4000-8000-0000000000aa");
-
-// Hosts that have kV active in ground truth.
-std::vector<NodeId> active_on(Cluster& c, const Uuid& u = kV) {
-  std::vector<NodeId> out;
-  for (auto& [id, n] : c.nodes) {
-    auto it = n->model.find(u);
-    if (it != n->model.end() && it->second.state != PowerState::shutoff) out.push_back(id);
-  }
-  return out;
-}
-
-// Three hosts, kV defined (shut off) on each, as on shared storage.
-void guarded(Cluster& c) {
-  for (NodeId n : {1u, 2u, 3u}) c.add(n, doms({{kV, "v", PowerState::shutoff}}));
-  c.settle();
-}
-
-std::uint64_t hook(Node& n, Action a, const Uuid& u = kV) { return n.ask(a, u.str()); }
-std::optional<proto::Response> answer(Node& n, std::uint64_t rid) {
-  auto it = n.replies.find(rid);
-  if (it == n.replies.end()) return std::nullopt;
-  return it->second;
-}
-bool yes(Node& n, std::uint64_t rid) {
-  auto a = answer(n, rid);
-  return a && a->status == Status::success;
-}
-// libvirt starts the domain after a yes, or stops it and runs the release hook.
-void start_here(Node& n, const Uuid& u = kV) { n.set_state(u, PowerState::running); }
-void stop_here(Node& n, const Uuid& u = kV) {
-  n.set_state(u, PowerState::shutoff);
-  hook(n, Action::hook_release, u);
-}
-const proto::DomainRecord& rec(Node& n, const Uuid& u = kV) { return n.engine->domains().at(u); }
-void tick(Cluster& c) {
-  for (auto& [id, n] : c.nodes) n->feed(Tick{});
-}
-
 TEST_P(Seeds, ClaimIsGrantedOnceStableAndRefusedElsewhere) {
   guarded(c);
   const auto r1 = hook(c[1], Action::hook_prepare);
