@@ -109,16 +109,18 @@ void Engine::on_lost(const HvLost& l, Out& out) {
 }
 
 void Engine::decide(Out& out, std::uint64_t request, const DomainInfo& d, std::string_view decision,
-                    std::string_view reason, bool sync) {
-  // A decision that precedes a destroy or start is durable before the action: after a crash the log still
-  // says why the domain changed state.
+                    std::string_view reason) {
+  // A decision before a destroy or start is written before the action but not fsync'd: write() puts it in the
+  // page cache, which survives any crash of vguardd; only a crash of this host's kernel loses it, and that
+  // also ends every domain on this host, the very one the action touched. The outcome record, which the
+  // requester acts on, is fsync'd before the reply (finish) and its fdatasync covers this record too.
   out.push_back(Audit{"decision",
                       {{"request", request},
                        {"domain", d.name},
                        {"uuid", d.uuid.str()},
                        {"decision", decision},
                        {"reason", reason}},
-                      sync});
+                      false});
 }
 
 void Engine::finish(Out& out, std::uint64_t request, Action action, const DomainInfo* d, Status st, errc code,
@@ -279,11 +281,11 @@ void Engine::begin(Pending p, Out& out) {
       p.phase = Phase::query;
       break;
     case Action::off:
-      decide(out, p.request, p.target, "destroy", "requested off", true);
+      decide(out, p.request, p.target, "destroy", "requested off");
       p.phase = Phase::destroy;
       break;
     default:
-      decide(out, p.request, p.target, "start", "requested on", true);
+      decide(out, p.request, p.target, "start", "requested on");
       p.phase = Phase::start;
       break;
   }
@@ -364,18 +366,18 @@ void Engine::on_op_done(const OpDone& done, Out& out) {
       // reboot
       if (done.state == PowerState::shutoff) {
         // fence_xvm semantics: a reboot is about getting the domain off; one that is off stays off.
-        decide(out, p.request, p.target, "none", "reboot of a domain libvirt reports shut off: not started", false);
+        decide(out, p.request, p.target, "none", "reboot of a domain libvirt reports shut off: not started");
         finish(out, p.request, p.action, d, Status::success, errc::ok, "already shut off; not started");
         return complete(p, out);
       }
       decide(out, p.request, p.target, "destroy",
-             fmt::format("requested reboot; libvirt reports it {}", proto::power_state_name(done.state)), true);
+             fmt::format("requested reboot; libvirt reports it {}", proto::power_state_name(done.state)));
       p.phase = Phase::destroy;
       return step(std::move(p), out);
     case Phase::destroy:
       domains_[p.target.uuid].state = PowerState::shutoff;
       if (p.action == Action::reboot) {
-        decide(out, p.request, p.target, "start", "reboot: destroy confirmed shut off", true);
+        decide(out, p.request, p.target, "start", "reboot: destroy confirmed shut off");
         p.phase = Phase::start;
         return step(std::move(p), out);
       }

@@ -178,7 +178,7 @@ class Engine {
   void finish(Out& out, std::uint64_t request, proto::Action action, const DomainInfo* d, proto::Status st,
               errc code, std::string message);
   void decide(Out& out, std::uint64_t request, const DomainInfo& d, std::string_view decision,
-              std::string_view reason, bool sync);
+              std::string_view reason);
   void begin(Pending p, Out& out);            // first step of a request whose domain is free
   void step(Pending p, Out& out);             // issues the command of p.phase and parks p under a new op
   void complete(const Pending& p, Out& out);  // p answered: start the next waiting request on its domain
