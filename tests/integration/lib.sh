@@ -339,6 +339,9 @@ ${CL_EXTRA_CLUSTER_CONF:-}
 file = $VG_IT/guest.key
 allow = vm-*
 CONF
+    # CL_EXTRA_CONF_<i>: sections appended to host i's config only (e.g. a [fence_xvm] listener).
+    local extra="CL_EXTRA_CONF_$i"
+    [ -z "${!extra:-}" ] || printf '%s\n' "${!extra}" >>"$VG_IT/h$i/vguard.conf"
     start_bg "vguardd-h$i" ip netns exec "${CL_NS[$i]}" "$VG_BIN/vguardd" --config "$VG_IT/h$i/vguard.conf"
   done
 }
