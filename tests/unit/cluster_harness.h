@@ -46,6 +46,10 @@ struct Cluster {
   // replica records a hand-over for it. Scenarios that start an unguarded copy on purpose switch it off.
   bool check_i1 = true;
   int double_active = 0;
+  // I4 (every hook answer and fence outcome is in the log before the answer; a yes or an "off" only after an
+  // fsync'd record) and I5 (no claim answered yes after D_v or before every member of the view holds the
+  // grant in its replica), checked at every answer. Each entry names the violation.
+  std::vector<std::string> i4_i5;
   void i1_step();
   explicit Cluster(std::uint64_t seed) : hub(seed) {}
   Node& add(NodeId id, std::map<Uuid, DomainInfo> domains);
@@ -57,6 +61,10 @@ struct Cluster {
   void restart_vguardd(NodeId id);
 };
 
+// Every request the harness asks carries this budget; a claim's D_v is the budget minus the engine's margin.
+inline constexpr std::uint32_t kBudgetMs = 10000;
+inline constexpr TimeMs kClaimDv = kBudgetMs - 500;
+
 struct Node final : BusListener {
   Cluster& c;
   NodeId id;
@@ -65,6 +73,12 @@ struct Node final : BusListener {
   std::map<Uuid, DomainInfo> model;  // this host's libvirt (ground truth)
   std::map<std::uint64_t, proto::Response> replies;
   std::map<std::uint64_t, Action> asked;
+  std::map<std::uint64_t, std::string> asked_target;
+  std::map<std::uint64_t, TimeMs> asked_at;
+  std::set<std::uint64_t> claimed;  // requests this host sent a CLAIM for
+  std::set<std::pair<NodeId, std::uint64_t>> claims_delivered;  // (requester, request), kept across restarts
+  // Request ids of the audit records this host emitted so far, and which of them were fsync'd.
+  std::set<std::uint64_t> audited, audited_sync;
   std::vector<std::string> alarms;
   std::uint64_t next_request = 1;
   GuardPolicy guard;
@@ -119,6 +133,7 @@ struct Node final : BusListener {
         else
           feed(OpDone{q->op, true, "", errc::ok, it->second.state});
       } else if (auto* m = std::get_if<SendMsg>(&cmd)) {
+        if (auto* cl = std::get_if<proto::MsgClaim>(&m->msg)) claimed.insert(cl->request);
         (void)c.hub.bus(id).send(proto::encode_cluster(kClusterKeyId, kClusterKey, m->msg));
       } else if (auto* r = std::get_if<Reply>(&cmd)) {
         // I2: an "off" answer must be true in ground truth when it is given.
@@ -129,19 +144,28 @@ struct Node final : BusListener {
           for (const auto& entry : r->response.domains)
             if (c.running_anywhere_else(0, entry.uuid) && a != Action::reboot) ++c.false_offs;
         }
+        check_i4_i5(r->request, r->response);
         replies[r->request] = r->response;
       } else if (auto* au = std::get_if<Audit>(&cmd)) {
         if (au->type == "alarm") alarms.push_back(boost::json::serialize(au->fields));
+        if (const auto* rq = au->fields.if_contains("request"); rq && rq->is_number()) {
+          const auto rid = rq->to_number<std::uint64_t>();
+          audited.insert(rid);
+          if (au->sync) audited_sync.insert(rid);
+        }
       }
     }
   }
+  void check_i4_i5(std::uint64_t rid, const proto::Response& r);
   std::uint64_t ask(Action a, const std::string& target) {
     proto::Request q;
     q.action = a;
     q.target = target;
-    q.budget_ms = 10000;
+    q.budget_ms = kBudgetMs;
     const std::uint64_t rid = next_request++;
     asked[rid] = a;
+    asked_target[rid] = target;
+    asked_at[rid] = c.now;
     feed(RequestIn{rid, "test", std::nullopt, q});
     return rid;
   }
@@ -157,6 +181,7 @@ struct Node final : BusListener {
   void on_message(NodeId from, std::string bytes) override {
     auto m = proto::decode_cluster(bytes, kClusterKeyId, kClusterKey);
     ASSERT_TRUE(m) << m.error().message();
+    if (auto* cl = std::get_if<proto::MsgClaim>(&*m)) claims_delivered.emplace(cl->requester, cl->request);
     feed(BusMsgIn{from, std::move(*m)});
   }
   void on_view(const View& v) override { feed(BusViewIn{v}); }
@@ -173,6 +198,36 @@ inline Node& Cluster::add(NodeId id, std::map<Uuid, DomainInfo> domains) {
   ref.connect_libvirt();
   (void)bus.start();
   return ref;
+}
+
+inline void Node::check_i4_i5(std::uint64_t rid, const proto::Response& r) {
+  const Action a = asked.count(rid) ? asked[rid] : Action::status;
+  const bool hook = a == Action::hook_prepare || a == Action::hook_migrate || a == Action::hook_release ||
+                    a == Action::hook_reconnect;
+  const bool fence = a == Action::off || a == Action::reboot || a == Action::on;
+  const std::string where = "h" + std::to_string(id) + " request " + std::to_string(rid) + " (" +
+                            std::string(proto::action_name(a)) + ")";
+  if ((hook || fence) && !audited.count(rid)) c.i4_i5.push_back("I4: answered before it was logged: " + where);
+  const bool yes = r.status == Status::success;
+  if (((hook && yes && a != Action::hook_release) || (fence && r.status != Status::failure)) &&
+      !audited_sync.count(rid))
+    c.i4_i5.push_back("I4: answered before an fsync'd record: " + where);
+  if (!yes || !claimed.count(rid)) return;
+  // I5: a claim's yes, before D_v, with the grant in the replica of every member of this host's view.
+  if (c.now > asked_at[rid] + kClaimDv) c.i4_i5.push_back("I5: yes after D_v: " + where);
+  const auto u = Uuid::parse(asked_target[rid]);
+  if (!u) return;
+  // A member holds it if it delivered the CLAIM (granted at delivery) or has it in its replica (learned
+  // through a SYNC after a view change).
+  for (NodeId m : engine->members()) {
+    const Node& mn = *c.nodes.at(m);
+    const auto& reps = mn.engine->domains();
+    const auto it = reps.find(*u);
+    const bool holds = mn.claims_delivered.count({id, rid}) ||
+                       (it != reps.end() &&
+                        (a == Action::hook_migrate ? it->second.mig_target == id : it->second.owner == id));
+    if (!holds) c.i4_i5.push_back("I5: yes before h" + std::to_string(m) + " holds the grant: " + where);
+  }
 }
 
 inline void Cluster::i1_step() {
@@ -236,6 +291,7 @@ inline void expect_converged(Cluster& c) {
   }
   EXPECT_EQ(c.false_offs, 0) << "an off answer was false in ground truth (I2)";
   EXPECT_EQ(c.double_active, 0) << "a domain was active on two hosts outside a hand-over (I1)";
+  for (const auto& v : c.i4_i5) ADD_FAILURE() << v;
 }
 
 // Base of the seeded scenario suites: every seed gives another random delivery interleaving.
