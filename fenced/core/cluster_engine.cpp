@@ -195,7 +195,9 @@ std::vector<Command> ClusterEngine::handle(const ClusterEvent& ev) {
           members_.clear();
           sync_waiting_.clear();
           sync_inbox_.clear();
+          sync_latest_.clear();
           buffered_.clear();
+          fencing_.clear();
           out.push_back(Audit{"membership", {{"event", "bus-lost"}, {"reason", in.reason}}, false});
           out.push_back(LogLine{Level::error, "cluster bus lost: " + in.reason + "; acting on own domains only"});
           fail_remotes(out, "this host lost the cluster bus (" + in.reason + ")", std::nullopt);
@@ -261,8 +263,23 @@ void ClusterEngine::send_facts(Out& out) {
 // Membership and SYNC
 
 void ClusterEngine::on_view(const View& v, Out& out) {
+  if (!synced_) {
+    // FACTS delivered in a round that never completed are dropped with it, but their host may have left
+    // meanwhile and never report them again (it crashed after them): they travel in our next SYNC, and the
+    // merge keeps each host's newest (safety-scenarios.md 17).
+    auto relay = [&](NodeId from, const proto::Facts& f) {
+      if (f.host != from || f.host == id_.self) return;
+      auto [it, fresh] = relay_.try_emplace(f.host, f);
+      if (!fresh && newer(f, it->second)) it->second = f;
+    };
+    for (const auto& [from, s] : sync_latest_) relay(from, s.facts);
+    for (const auto& [from, msg] : buffered_)
+      if (const auto* f = std::get_if<proto::MsgFacts>(&msg)) relay(from, f->facts);
+  }
+  ++view_no_;
   const std::set<NodeId> before = members_;
   members_ = std::set<NodeId>(v.members.begin(), v.members.end());
+  fencing_.clear();  // every member of the new view starts from none (see the declaration)
   in_view_ = members_.count(id_.self) != 0;
   std::vector<std::string> left;
   for (const auto& [h, reason] : v.left) {
@@ -302,6 +319,7 @@ void ClusterEngine::on_view(const View& v, Out& out) {
   synced_ = false;
   sync_waiting_ = members_;
   sync_inbox_.clear();
+  sync_latest_.clear();
   // Messages buffered in a view whose SYNC never completed are dropped by every member that delivered them
   // (applying them after the next merge would apply them on some members only). Their senders recover:
   // FACTS are in every SYNC, releases are re-derived after each SYNC, claims and fences hit their deadline.
@@ -323,6 +341,8 @@ void ClusterEngine::on_view(const View& v, Out& out) {
   s.has_state = has_state_ && carrier == id_.self;
   s.stateful = stateful_;
   s.gen = gen_;
+  s.round = view_no_;
+  for (const auto& [h, f] : relay_) s.relayed.push_back(f);
   if (s.has_state) {
     for (const auto& [h, rec] : hosts_) s.hosts.push_back(rec);
     for (const auto& [u, d] : domains_) s.domains.push_back(d);
@@ -344,25 +364,22 @@ void ClusterEngine::on_message(NodeId from, const proto::ClusterMsg& m, Out& out
     // A SYNC built for another view (delivered late, after the next confchg) describes a state before that
     // view's losses: it never counts.
     if (std::set<NodeId>(s->view.begin(), s->view.end()) != members_) return;
+    // Member lists recur (safety-scenarios.md 20): a SYNC queued for an earlier view with the same list may be
+    // delivered here before its sender's current one. It counts only once its sender, delivering it back,
+    // confirms it was built after the latest confchg it delivered (MsgSyncOk); until then the latest wins.
+    sync_latest_[from] = *s;
+    if (from == id_.self && s->incarnation == id_.incarnation && s->round == view_no_)
+      out.push_back(SendMsg{proto::MsgSyncOk{id_.self, id_.incarnation, s->round}});
+    return;
+  }
+  if (const auto* k = std::get_if<proto::MsgSyncOk>(&m)) {
+    const auto it = sync_latest_.find(from);
+    if (k->from != from || !sync_waiting_.count(from) || it == sync_latest_.end() ||
+        it->second.incarnation != k->incarnation || it->second.round != k->round)
+      return;
     sync_waiting_.erase(from);
-    sync_inbox_.push_back(*s);
-    if (sync_waiting_.empty()) {
-      merge(out);
-      auto pending = std::move(buffered_);
-      buffered_.clear();
-      for (const auto& [f, msg] : pending) apply(f, msg, out);
-      after_sync(out);
-      auto parked = std::move(parked_);
-      parked_.clear();
-      for (const auto& p : parked) {
-        if (p.deadline <= now_) {
-          reply(out, p.in, nullptr, Status::failure, errc::operation_failed, "cluster state transfer did not complete in time");
-          continue;
-        }
-        hook_start(p.in, p.in.request.action == Action::hook_migrate ? proto::MsgClaim::Kind::migrate
-                                                                     : proto::MsgClaim::Kind::start, out);
-      }
-    }
+    sync_inbox_.push_back(it->second);
+    if (sync_waiting_.empty()) complete_sync(out);
     return;
   }
   if (!synced_) {
@@ -370,6 +387,26 @@ void ClusterEngine::on_message(NodeId from, const proto::ClusterMsg& m, Out& out
     return;
   }
   apply(from, m, out);
+}
+
+// Every member's current SYNC is delivered and confirmed: merge, then apply what was buffered meanwhile.
+void ClusterEngine::complete_sync(Out& out) {
+  merge(out);
+  auto pending = std::move(buffered_);
+  buffered_.clear();
+  for (const auto& [f, msg] : pending) apply(f, msg, out);
+  after_sync(out);
+  auto parked = std::move(parked_);
+  parked_.clear();
+  for (const auto& p : parked) {
+    if (p.deadline <= now_) {
+      reply(out, p.in, nullptr, Status::failure, errc::operation_failed, "cluster state transfer did not complete in time");
+      continue;
+    }
+    // Its D_v still counts from the hook's arrival, not from the end of the state transfer (I5).
+    hook_start(p.in, p.in.request.action == Action::hook_migrate ? proto::MsgClaim::Kind::migrate
+                                                                 : proto::MsgClaim::Kind::start, out, p.deadline);
+  }
 }
 
 // The merge is a function of the SYNC set alone, so every member computes the same state.
@@ -407,7 +444,9 @@ void ClusterEngine::merge(Out& out) {
           it->second = d;
       }
     }
-    if (s.stateful) ++stateful;
+    // Only configured hosts count towards the stateful majority: a host missing from [cluster] nodes (a
+    // misconfiguration) must not turn a minority of the configured ones into a decisive view.
+    if (s.stateful && id_.configured.count(s.from)) ++stateful;
     gen = std::max(gen, s.gen);
     proto::HostRecord self;
     self.id = s.from;
@@ -415,6 +454,13 @@ void ClusterEngine::merge(Out& out) {
     self.facts = s.facts;
     merge_host(self);
     own_facts.push_back(s.facts);
+    for (const auto& f : s.relayed) {  // others' FACTS from an interrupted round: the newest per host wins
+      proto::HostRecord r;
+      r.id = f.host;
+      r.hostname = f.hostname;
+      r.facts = f;
+      merge_host(r);
+    }
   }
   for (const auto& f : own_facts) hosts[f.host].facts = f;
   hosts_ = std::move(hosts);
@@ -422,6 +468,7 @@ void ClusterEngine::merge(Out& out) {
   synced_ = true;
   has_state_ = true;
   state_peers_ = members_;
+  relay_.clear();  // in hosts_ now, on every member
   stateful_members_ = stateful;
   gen_ = gen;
   if (decisive()) {
@@ -484,7 +531,10 @@ void ClusterEngine::apply_one(NodeId from, const proto::ClusterMsg& m, Out& out)
         } else if constexpr (std::is_same_v<T, proto::MsgMigrateEnd>) {
           on_migrate_end(from, msg, out);
         } else if constexpr (std::is_same_v<T, proto::MsgFence>) {
-          if (msg.target_host != id_.self || msg.requester != from) return;
+          if (msg.requester != from) return;
+          if (msg.action == Action::off || msg.action == Action::reboot)
+            fencing_[{msg.requester, msg.request}] = msg.uuid;
+          if (msg.target_host != id_.self) return;
           const auto cur = domains_.find(msg.uuid);
           const std::uint64_t epoch = cur == domains_.end() ? 0 : cur->second.epoch;
           if (epoch != msg.epoch) {
@@ -513,7 +563,9 @@ void ClusterEngine::apply_one(NodeId from, const proto::ClusterMsg& m, Out& out)
           forward_local(out,
                         local_.handle(Event{now_, RequestIn{sid, "cluster:" + host_name(from), std::nullopt, q}}));
         } else if constexpr (std::is_same_v<T, proto::MsgFenceDone>) {
-          if (msg.requester != id_.self || msg.from != from) return;
+          if (msg.from != from) return;
+          fencing_.erase({msg.requester, msg.request});
+          if (msg.requester != id_.self) return;
           auto it = remote_.find(msg.request);
           if (it == remote_.end()) return;  // timed out already: the requester was answered "failure"
           Remote r = std::move(it->second);
@@ -529,6 +581,11 @@ void ClusterEngine::apply_one(NodeId from, const proto::ClusterMsg& m, Out& out)
             // (Released by its owner at the same epoch is no change: the release rests on the same stop.)
             if (msg.epoch != r.epoch || epoch != r.epoch || (owner != r.owner && owner != 0))
               why = fmt::format("ownership of {} changed during the request (epoch {} → {})", r.name, r.epoch, epoch);
+            // A hand-over granted since it was routed: the target may hold a copy the executor's libvirt
+            // does not see (FENCE_DONE is evidence only without one, safety-design.md §5).
+            if (why.empty() && d != domains_.end() && (d->second.mig_phase != 0 || d->second.mig_epoch != r.mig_epoch))
+              why = fmt::format("a migration of {} to {} was granted during the request", r.name,
+                                host_name(d->second.mig_target));
             for (NodeId h : hosts_reporting_active(msg.uuid))
               if (h != from && why.empty()) why = r.name + " is reported active on " + host_name(h);
             if (!why.empty() && !(r.in.request.action == Action::on && msg.status == Status::success)) {
@@ -554,6 +611,12 @@ void ClusterEngine::apply_one(NodeId from, const proto::ClusterMsg& m, Out& out)
                                 true});
             out.push_back(LogLine{Level::notice, fmt::format("{} confirmed fenced (loss {}) by {}",
                                                              host_name(msg.host), msg.loss, msg.by)});
+            // The hand-over rules are continuous: a fenced end decides a recorded hand-over now, not at the
+            // next FACTS that happens to mention the domain (scenarios 31-33).
+            std::vector<Uuid> migrating;
+            for (const auto& [u, d] : domains_)
+              if (d.mig_phase != 0 && (d.mig_source == msg.host || d.mig_target == msg.host)) migrating.push_back(u);
+            for (const auto& u : migrating) handover_rules(u, out);
           } else {
             out.push_back(Audit{"confirm-fenced",
                                 {{"host", host_name(msg.host)}, {"loss", msg.loss}, {"by", msg.by}, {"applied", false}},
@@ -703,6 +766,9 @@ std::optional<std::string> ClusterEngine::refuse_claim(const proto::MsgClaim& c)
                        host_name(d.mig_target), host_name(d.mig_source));
   if (c.expected_epoch != d.epoch)
     return fmt::format("ownership of {} changed meanwhile (epoch {} -> {})", name, c.expected_epoch, d.epoch);
+  for (const auto& [req_id, fu] : fencing_)
+    if (fu == c.uuid)
+      return fmt::format("a fence of {} requested by {} is in flight", name, host_name(req_id.first));
   // A lost host that is not confirmed fenced may still run it.
   for (const auto& [h, hr] : hosts_) {
     if (!lost(h)) continue;
@@ -729,7 +795,7 @@ std::optional<std::string> ClusterEngine::refuse_claim(const proto::MsgClaim& c)
 }
 
 // A hook asks: may this domain start here ("prepare begin"), or come here by migration ("migrate begin")?
-void ClusterEngine::hook_start(const RequestIn& r, proto::MsgClaim::Kind kind, Out& out) {
+void ClusterEngine::hook_start(const RequestIn& r, proto::MsgClaim::Kind kind, Out& out, TimeMs deadline) {
   const bool migrate = kind == proto::MsgClaim::Kind::migrate;
   const char* action = migrate ? "hook-migrate" : "hook-prepare";
   out.push_back(Audit{"request",
@@ -741,7 +807,7 @@ void ClusterEngine::hook_start(const RequestIn& r, proto::MsgClaim::Kind kind, O
   if (in_view_ && !synced_) {
     // A start during a membership change waits for its state transfer instead of failing (until D_v).
     const std::uint32_t budget = r.request.budget_ms == 0 ? 10000 : r.request.budget_ms;
-    parked_.push_back(Parked{r, now_ + std::max<TimeMs>(budget - kClaimMargin, budget / 2)});
+    parked_.push_back(Parked{r, deadline != 0 ? deadline : now_ + std::max<TimeMs>(budget - kClaimMargin, budget / 2)});
     return;
   }
   if (!in_view_ || !quorate_)
@@ -775,7 +841,7 @@ void ClusterEngine::hook_start(const RequestIn& r, proto::MsgClaim::Kind kind, O
   Claim cl;
   cl.in = r;
   cl.msg = c;
-  cl.deadline = now_ + std::max<TimeMs>(budget - kClaimMargin, budget / 2);
+  cl.deadline = deadline != 0 ? deadline : now_ + std::max<TimeMs>(budget - kClaimMargin, budget / 2);
   claims_[r.id] = std::move(cl);
   out.push_back(SendMsg{c});
 }
@@ -1389,10 +1455,12 @@ void ClusterEngine::on_request(TimeMs now, const RequestIn& r, Out& out) {
   }
   if (!in_view_ || !synced_) {
     // Outside a view, or before the state transfer completed, the replica is not to be trusted: only this
-    // host's own domains can be acted on, and only when they are verifiably here.
+    // host's own domains can be acted on, and only when they are verifiably here: active in this libvirt. A
+    // copy shut off here says nothing about the others (shared storage: defined on every host), so it is
+    // never answered "off" without the replica (I2; scenario 23, FlappingMemberThenAClaimSucceeds).
     const bool local_target = [&] {
       for (const auto& [u, d] : local_domains_)
-        if (u.str() == q.target || d.name == q.target) return true;
+        if ((u.str() == q.target || d.name == q.target) && active_state(d.state)) return true;
       return false;
     }();
     if (local_target && (a == Action::status || a == Action::off || a == Action::reboot))
@@ -1541,7 +1609,8 @@ void ClusterEngine::on_request(TimeMs now, const RequestIn& r, Out& out) {
                       {{"request", r.id}, {"domain", name}, {"uuid", u->str()}, {"decision", "route"},
                        {"reason", "runs on " + host_name(target)}},
                       false});
-  remote_[r.id] = Remote{r, target, *u, name, now + budget, rec ? rec->owner : 0, rec ? rec->epoch : 0};
+  remote_[r.id] = Remote{r, target, *u, name, now + budget, rec ? rec->owner : 0, rec ? rec->epoch : 0,
+                         rec ? rec->mig_epoch : 0};
   out.push_back(SendMsg{std::move(m)});
 }
 

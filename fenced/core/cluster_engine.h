@@ -103,6 +103,7 @@ class ClusterEngine {
     TimeMs deadline = 0;
     NodeId owner = 0;         // the domain's owner when routed
     std::uint64_t epoch = 0;  // and its epoch: the answer counts only if both are unchanged
+    std::uint64_t mig_epoch = 0;  // and no migration may have been granted meanwhile (scenario 34)
   };
   struct Execution {  // a FENCE we carry out for another member
     NodeId requester = 0;
@@ -125,7 +126,8 @@ class ClusterEngine {
     std::set<NodeId> acks;
     bool reconfirm = false;  // a membership change reset the acks: ask again after the SYNC
   };
-  void hook_start(const RequestIn& r, proto::MsgClaim::Kind kind, Out& out);
+  // `deadline`: D_v of a hook parked during a state transfer (0: a new hook, D_v counted from now).
+  void hook_start(const RequestIn& r, proto::MsgClaim::Kind kind, Out& out, TimeMs deadline = 0);
   void hook_release(const RequestIn& r, Out& out);
   void hook_reconnect(const RequestIn& r, Out& out);
   [[nodiscard]] std::optional<std::string> refuse_claim(const proto::MsgClaim& c) const;
@@ -195,6 +197,11 @@ class ClusterEngine {
   std::set<NodeId> sync_waiting_;
   std::set<NodeId> state_peers_;  // members that completed our last SYNC with us (identical tables)
   std::vector<proto::MsgSync> sync_inbox_;
+  std::uint64_t view_no_ = 0;  // confchgs this process delivered: the round identity of its SYNCs (MsgSyncOk)
+  std::map<NodeId, proto::MsgSync> sync_latest_;  // per member, its latest SYNC for this member list, until
+                                                  // its sender confirms it current (then in sync_inbox_)
+  std::map<NodeId, proto::Facts> relay_;  // others' FACTS delivered in rounds that never completed
+  void complete_sync(Out& out);
   std::vector<std::pair<NodeId, proto::ClusterMsg>> buffered_;
 
   // Replicated state.
@@ -204,6 +211,10 @@ class ClusterEngine {
   // Requests.
   std::map<std::uint64_t, Remote> remote_;       // by our request id
   std::map<std::uint64_t, Execution> exec_;      // by synthetic local request id
+  // FENCE(off/reboot) delivered in this view and not yet answered (FENCE_DONE), by (requester, request): they
+  // block claims of the domain. Cleared at every confchg, so all members of a view hold the same set (a joiner
+  // has none) and a requester that left ends its fences (scenarios 34, 35).
+  std::map<std::pair<NodeId, std::uint64_t>, Uuid> fencing_;
   std::map<std::uint64_t, RequestIn> confirms_;  // our CONFIRM_FENCED requests, by request id
   std::uint64_t next_synthetic_ = 0;
   std::map<std::uint64_t, Claim> claims_;       // our hook claims, by request id

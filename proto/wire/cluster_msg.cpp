@@ -19,6 +19,7 @@ enum class Type : std::uint8_t {
   reconfirm = 8,
   release = 9,
   migrate_end = 10,
+  sync_ok = 11,
 };
 
 std::string_view clip(std::string_view s) { return s.size() > kMaxString ? s.substr(0, kMaxString) : s; }
@@ -115,6 +116,15 @@ struct Encoder {
       u64(w, d.gen);
     }
     put(w, m.facts);
+    u64(w, m.round);
+    w.u32(static_cast<std::uint32_t>(m.relayed.size()));
+    for (const auto& f : m.relayed) put(w, f);
+  }
+  void operator()(const MsgSyncOk& m) {
+    w.u8(static_cast<std::uint8_t>(Type::sync_ok));
+    w.u32(m.from);
+    u64(w, m.incarnation);
+    u64(w, m.round);
   }
   void operator()(const MsgFence& m) {
     w.u8(static_cast<std::uint8_t>(Type::fence));
@@ -222,6 +232,16 @@ Result<ClusterMsg> decode_body(Reader& r) {
             d.mig_phase > 2 || !u64(r, d.gen))
           return truncated("SYNC domain");
       if (!get(r, m.facts)) return truncated("SYNC facts");
+      std::uint32_t nr = 0;
+      if (!u64(r, m.round) || !r.u32(nr) || nr > 65536) return truncated("SYNC");
+      m.relayed.resize(nr);
+      for (auto& f : m.relayed)
+        if (!get(r, f)) return truncated("SYNC relayed facts");
+      return ClusterMsg{std::move(m)};
+    }
+    case Type::sync_ok: {
+      MsgSyncOk m;
+      if (!r.u32(m.from) || !u64(r, m.incarnation) || !u64(r, m.round)) return truncated("SYNC_OK");
       return ClusterMsg{std::move(m)};
     }
     case Type::fence: {

@@ -86,6 +86,21 @@ struct MsgSync {
   std::vector<HostRecord> hosts;
   std::vector<DomainRecord> domains;
   Facts facts;  ///< the sender's own fresh FACTS
+  /// The sender's own count of the confchgs it has delivered when it built this SYNC (its round identity; see
+  /// MsgSyncOk). Member lists recur, so the list alone does not tell a stale SYNC from a current one.
+  std::uint64_t round = 0;
+  /// Other hosts' FACTS the sender delivered in a SYNC round that never completed (dropped with that round):
+  /// their host may have left since, so they travel here and the merge keeps each host's newest.
+  std::vector<Facts> relayed;
+};
+/// "My SYNC of round `round` was current when I delivered it back": sent by every member when it delivers its
+/// own SYNC and has delivered no confchg since it built it. A member's SYNC counts in a round only once this
+/// confirmation of it is delivered too, so a SYNC queued for an earlier view with the same member list (one
+/// ring change giving several confchgs) never counts in the later one.
+struct MsgSyncOk {
+  NodeId from = 0;
+  std::uint64_t incarnation = 0;
+  std::uint64_t round = 0;
 };
 /// Asks the host that runs a domain to carry out a fence action.
 struct MsgFence {
@@ -165,7 +180,7 @@ struct MsgMigrateEnd {
 };
 
 using ClusterMsg = std::variant<MsgFacts, MsgSync, MsgFence, MsgFenceDone, MsgConfirmFenced, MsgClaim, MsgAck,
-                                MsgReconfirm, MsgRelease, MsgMigrateEnd>;
+                                MsgReconfirm, MsgRelease, MsgMigrateEnd, MsgSyncOk>;
 
 /// Encodes a message signed with the cluster key.
 std::string encode_cluster(const KeyId& key_id, std::string_view key, const ClusterMsg& m);

@@ -6,10 +6,7 @@
 namespace vguard::fenced {
 namespace {
 
-using namespace harness;
-using proto::Action;
-using proto::PowerState;
-using proto::Status;
+using namespace harness;  // also brings proto::Action, PowerState, Status
 
 class Seeds : public SeedFixture {};
 
@@ -185,6 +182,8 @@ TEST(ClusterMsg, RoundTripAndRefusals) {
   s.hosts.push_back({3, "h3", 2, 1, "root", 1, 9, proto::Facts{3, "h3", 1, 9, true, {{kD1, "d1", PowerState::running, false}}}});
   s.domains.push_back({kD1, "d1", 3, 4});
   s.facts = proto::Facts{2, "h2", 7, 1, true, {{kD2, "d2", PowerState::paused, false}}};
+  s.round = 5;
+  s.relayed.push_back(proto::Facts{3, "h3", 1, 4, true, {{kD3, "d3", PowerState::running, false}}});
   const auto bytes = proto::encode_cluster(kClusterKeyId, kClusterKey, s);
   auto m = proto::decode_cluster(bytes, kClusterKeyId, kClusterKey);
   ASSERT_TRUE(m) << m.error().message();
@@ -192,6 +191,8 @@ TEST(ClusterMsg, RoundTripAndRefusals) {
   EXPECT_EQ(back.hosts, s.hosts);
   EXPECT_EQ(back.domains, s.domains);
   EXPECT_EQ(back.facts, s.facts);
+  EXPECT_EQ(back.round, s.round);
+  EXPECT_EQ(back.relayed, s.relayed);
   auto wrong = proto::decode_cluster(bytes, kClusterKeyId, "another-cluster-key-0123456789ab");
   ASSERT_FALSE(wrong);
   EXPECT_EQ(wrong.error().code, make_error_code(errc::bad_mac));
@@ -405,6 +406,7 @@ TEST(ClusterReview, DivergentLossCounters) {
 // R6: minority partition answers "off" from a confirmation while the majority restarted the domain.
 TEST(ClusterReview, MinorityOffFromStaleConfirmation) {
   Cluster c(5);
+  c.configured = {1, 2, 3, 4, 5};  // {h2,h4,h5} is the majority
   c.add(1, doms({{kD1, "d1", PowerState::running}}));
   c.add(2, doms({{kD3, "d3", PowerState::shutoff}}));
   c.add(3, doms({{kD3, "d3", PowerState::running}}));
@@ -720,6 +722,29 @@ TEST(ClusterGuard, ColdStartWaitsForEveryHost) {
   EXPECT_TRUE(c[2].engine->decisive());
 }
 
+TEST_P(Seeds, HostMissingFromTheConfiguredNodesDoesNotMakeAMajority) {
+  // h4 runs vguardd with the cluster key but is not in [cluster] nodes (1,2,3). Once stateful it must not count:
+  // {h1,h4} would otherwise be "2 of 3 stateful" and grant alongside the real majority {h2,h3}. Both halves are
+  // quorate to corosync here (a 2|2 split with a tie-breaker-less rule): only vguard's own rule separates them.
+  c.hub.set_quorum_rule([](std::size_t members, std::size_t) { return members >= 2; });
+  for (NodeId n : {1u, 2u, 3u, 4u}) c.add(n, doms({{kV, "v", PowerState::shutoff}}));
+  c.settle();
+  ASSERT_TRUE(c[1].engine->decisive());
+  c.hub.partition({{1, 4}, {2, 3}});
+  c.settle();
+  EXPECT_FALSE(c[1].engine->decisive()) << "one configured host of three is no majority";
+  const auto r1 = hook(c[1], Action::hook_prepare);
+  const auto r2 = hook(c[2], Action::hook_prepare);
+  c.settle();
+  EXPECT_FALSE(yes(c[1], r1));
+  ASSERT_TRUE(yes(c[2], r2)) << answer(c[2], r2).value_or(proto::Response{}).message;
+  start_here(c[2]);
+  if (yes(c[1], r1)) start_here(c[1]);
+  c.settle();
+  EXPECT_EQ(active_on(c), std::vector<NodeId>{2});
+  expect_converged(c);
+}
+
 TEST_P(Seeds, OwnerThatStoppedWhileItsVguarddWasDownReleasesOnItsListing) {
   // Scenario 38: h1 owns v; its vguardd dies; v stops meanwhile; the restarted vguardd's listing (taken after
   // the subscription) shows it inactive: released, so another host may start it.
@@ -823,7 +848,8 @@ TEST(ClusterMsg, GuardMessagesRoundTrip) {
        {proto::ClusterMsg{proto::MsgClaim{proto::MsgClaim::Kind::migrate, 2, 77, kV, "v", 5}},
         proto::ClusterMsg{proto::MsgAck{2, 77, 3}}, proto::ClusterMsg{proto::MsgReconfirm{2, 77, kV, 6, 1}},
         proto::ClusterMsg{proto::MsgRelease{1, kV, 6, 0, "release hook"}},
-        proto::ClusterMsg{proto::MsgMigrateEnd{2, kV, 7, false, "incoming copy stopped"}}}) {
+        proto::ClusterMsg{proto::MsgMigrateEnd{2, kV, 7, false, "incoming copy stopped"}},
+        proto::ClusterMsg{proto::MsgSyncOk{2, 7, 9}}}) {
     const auto bytes = proto::encode_cluster(kClusterKeyId, kClusterKey, m);
     auto back = proto::decode_cluster(bytes, kClusterKeyId, kClusterKey);
     ASSERT_TRUE(back) << back.error().message();
