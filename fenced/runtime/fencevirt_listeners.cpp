@@ -392,6 +392,21 @@ struct FenceVirtListeners::Impl : std::enable_shared_from_this<Impl> {
     }
     s.history.record(op, v.req.seqno, v.req.domain, mono_ms());
     then_first();
+    if (v.req.op == fv::Op::status || v.req.op == fv::Op::devstatus || v.req.op == fv::Op::hostlist ||
+        v.req.op == fv::Op::null) {
+      // A read is remembered (a replay is refused, also after a restart of vguardd) but not flushed: only a
+      // kernel crash can lose it, and a read replayed after that changes nothing. What changes state is
+      // flushed before it runs.
+      if (auto w = digests->remember_written(digest); !w) {
+        s.history.forget(op, v.req.seqno, v.req.domain);
+        host.refused(peer, s.name, v.key->name,
+                     "cannot record the request in the replay memory: " + w.error().message());
+        return nullptr;
+      }
+      auto d = std::make_shared<Durable>(io);
+      d->done = true;
+      return d;
+    }
     auto fd = digests->append_unsynced(digest);
     if (!fd) {
       s.history.forget(op, v.req.seqno, v.req.domain);

@@ -330,8 +330,10 @@ TEST_F(ExecutedDigestsTest, RemembersAcrossReopen) {
     ASSERT_TRUE((*m)->remember(digest_n(1)));
     ASSERT_TRUE((*m)->remember(digest_n(1)));  // idempotent
     ASSERT_TRUE((*m)->remember(digest_n(2)));
+    ASSERT_TRUE((*m)->remember_written(digest_n(4)));  // a read: written, not flushed
     EXPECT_TRUE((*m)->contains(digest_n(1)));
-    EXPECT_EQ((*m)->size(), 2u);
+    EXPECT_TRUE((*m)->contains(digest_n(4)));
+    EXPECT_EQ((*m)->size(), 3u);
     // A second opener (another vguardd) is refused while the first holds it.
     EXPECT_FALSE(ExecutedDigests::open(path, 16));
   }
@@ -339,6 +341,7 @@ TEST_F(ExecutedDigestsTest, RemembersAcrossReopen) {
   ASSERT_TRUE(m) << m.error().message();
   EXPECT_TRUE((*m)->contains(digest_n(1)));
   EXPECT_TRUE((*m)->contains(digest_n(2)));
+  EXPECT_TRUE((*m)->contains(digest_n(4))) << "written without a flush, still there after a reopen";
   EXPECT_FALSE((*m)->contains(digest_n(3)));
   EXPECT_FALSE((*m)->contains("short"));
   EXPECT_EQ(std::filesystem::file_size(path), full_size(16)) << "the file never grows";

@@ -259,6 +259,12 @@ Result<void> ExecutedDigests::remember(std::string_view d) {
   return {};
 }
 
+Result<void> ExecutedDigests::remember_written(std::string_view d) {
+  VG_ASSERT(d.size() == kDigestSize, "digest of the wrong size");
+  if (contains(d)) return {};
+  return write_slot(d);
+}
+
 Result<int> ExecutedDigests::append_unsynced(std::string_view d) {
   VG_ASSERT(d.size() == kDigestSize, "digest of the wrong size");
   const int fd = ::fcntl(fd_, F_DUPFD_CLOEXEC, 0);

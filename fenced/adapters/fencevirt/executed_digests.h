@@ -47,6 +47,10 @@ class ExecutedDigests {
   /// restart that forgot it. Idempotent. Errors (errc::io_error): the write or the sync failed; the caller
   /// must then not execute the request.
   Result<void> remember(std::string_view digest);
+  /// remember() without the flush, for a request that changes nothing (status, list): written with pwrite(2),
+  /// so a restart of vguardd keeps it (the page cache outlives the process); only a crash of the kernel can
+  /// lose it, and a read replayed after that still changes nothing. Errors: errc::io_error (not remembered).
+  Result<void> remember_written(std::string_view digest);
   /// remember() in two halves, so the flush can overlap other work: writes the digest (pwrite(2), no flush),
   /// counts it as remembered at once, and returns a duplicate of the file descriptor for sync_and_close().
   /// The caller must not act on the request before sync_and_close() succeeded. Errors: errc::io_error (the
