@@ -65,10 +65,19 @@ std::string ClusterEngine::host_name(NodeId h) const {
   return "node" + std::to_string(h);
 }
 
+namespace {
+// FACTS entries are sorted by UUID (built from a std::map, checked at decode): bisect, since the merge asks
+// this for every domain of every host.
+const proto::FactsEntry* find_entry(const proto::Facts& f, const Uuid& u) {
+  const auto it = std::lower_bound(f.entries.begin(), f.entries.end(), u,
+                                   [](const proto::FactsEntry& e, const Uuid& x) { return e.uuid < x; });
+  return it != f.entries.end() && it->uuid == u ? &*it : nullptr;
+}
+}  // namespace
+
 bool ClusterEngine::active_in(const proto::Facts& f, const Uuid& u) const {
-  for (const auto& e : f.entries)
-    if (e.uuid == u) return !f.reachable || (e.state != PowerState::shutoff && !e.migrated_away);
-  return false;
+  const auto* e = find_entry(f, u);
+  return e && (!f.reachable || (e->state != PowerState::shutoff && !e->migrated_away));
 }
 
 std::vector<NodeId> ClusterEngine::hosts_reporting_active(const Uuid& u) const {
@@ -82,9 +91,8 @@ PowerState ClusterEngine::state_on(NodeId h, const Uuid& u) const {
   auto it = hosts_.find(h);
   if (it == hosts_.end() || !it->second.facts) return PowerState::unknown;
   if (!it->second.facts->reachable) return PowerState::unknown;
-  for (const auto& e : it->second.facts->entries)
-    if (e.uuid == u) return e.state;
-  return PowerState::unknown;
+  const auto* e = find_entry(*it->second.facts, u);
+  return e ? e->state : PowerState::unknown;
 }
 
 std::string ClusterEngine::digest() const {
@@ -1098,8 +1106,7 @@ void ClusterEngine::handover_rules(const Uuid& u, Out& out) {
     if (!members_.count(h)) return false;
     auto hr = hosts_.find(h);
     if (hr == hosts_.end() || !hr->second.facts || !hr->second.facts->reachable) return false;
-    for (const auto& e : hr->second.facts->entries)
-      if (e.uuid == u) return pred(e);
+    if (const auto* e = find_entry(*hr->second.facts, u)) return pred(*e);
     return pred(proto::FactsEntry{u, "", PowerState::shutoff, false});
   };
   const bool src_gone = reports(d.mig_source, [](const auto& e) { return !active_state(e.state) || e.migrated_away; }) ||
@@ -1367,8 +1374,7 @@ void ClusterEngine::list(const RequestIn& r, Out& out) {
     if (d.owner == 0) {
       // Never ran anywhere we know of: show the lowest host that has it defined.
       for (const auto& [h, rec] : hosts_)
-        if (rec.facts && std::any_of(rec.facts->entries.begin(), rec.facts->entries.end(),
-                                     [&](const auto& x) { return x.uuid == u; })) {
+        if (rec.facts && find_entry(*rec.facts, u)) {
           shown = h;
           break;
         }
@@ -1576,8 +1582,7 @@ void ClusterEngine::on_request(TimeMs now, const RequestIn& r, Out& out) {
   if (target == 0) {
     for (NodeId m : members_) {
       const auto& hr = hosts_[m];
-      if (hr.facts && std::any_of(hr.facts->entries.begin(), hr.facts->entries.end(),
-                                  [&](const auto& e) { return e.uuid == *u; })) {
+      if (hr.facts && find_entry(*hr.facts, *u)) {
         target = m;
         break;
       }

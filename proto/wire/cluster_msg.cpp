@@ -54,9 +54,12 @@ bool get(Reader& r, Facts& f) {
   if (reach > 1 || n > kMaxClusterFrame / 21) return false;
   f.reachable = reach == 1;
   f.entries.resize(n);
-  for (auto& e : f.entries) {
+  for (std::size_t i = 0; i < f.entries.size(); ++i) {
+    auto& e = f.entries[i];
     std::uint8_t st = 0, mig = 0;
     if (!r.bytes(e.uuid.bytes) || !r.str(e.name) || !r.u8(st) || !r.u8(mig) || st > 4 || mig > 1) return false;
+    // Entries are in strictly ascending UUID order (the sender lists a std::map), so lookups can bisect.
+    if (i > 0 && !(f.entries[i - 1].uuid < e.uuid)) return false;
     e.state = static_cast<PowerState>(st);
     e.migrated_away = mig == 1;
   }

@@ -36,7 +36,7 @@ struct Facts {
   std::uint64_t incarnation = 0;
   std::uint64_t seq = 0;
   bool reachable = false;  ///< libvirt connected; when false every entry counts as maybe active
-  std::vector<FactsEntry> entries;
+  std::vector<FactsEntry> entries;  ///< strictly ascending by uuid (decode refuses anything else)
   friend bool operator==(const Facts&, const Facts&) = default;
 };
 

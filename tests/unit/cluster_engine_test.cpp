@@ -199,6 +199,17 @@ TEST(ClusterMsg, RoundTripAndRefusals) {
   for (std::size_t n = 0; n < bytes.size(); n += 7) EXPECT_FALSE(proto::decode_cluster(bytes.substr(0, n), kClusterKeyId, kClusterKey));
 }
 
+TEST(ClusterMsg, FactsOutOfUuidOrderRefused) {
+  // Lookups bisect FACTS entries, so a message listing them out of order (or twice) never gets in.
+  proto::MsgFacts f{proto::Facts{2, "h2", 7, 1, true, {{kD1, "d1", PowerState::running, false},
+                                                      {kD2, "d2", PowerState::running, false}}}};
+  EXPECT_TRUE(proto::decode_cluster(proto::encode_cluster(kClusterKeyId, kClusterKey, f), kClusterKeyId, kClusterKey));
+  std::swap(f.facts.entries[0], f.facts.entries[1]);
+  EXPECT_FALSE(proto::decode_cluster(proto::encode_cluster(kClusterKeyId, kClusterKey, f), kClusterKeyId, kClusterKey));
+  f.facts.entries[0] = f.facts.entries[1];
+  EXPECT_FALSE(proto::decode_cluster(proto::encode_cluster(kClusterKeyId, kClusterKey, f), kClusterKeyId, kClusterKey));
+}
+
 
 TEST(ClusterHook, PrepareRefusedWhereTheMapForbidsIt) {
   Cluster c(7);
