@@ -1425,9 +1425,19 @@ void ClusterEngine::host_list(const RequestIn& r, Out& out) {
 }
 
 void ClusterEngine::confirm(const RequestIn& r, Out& out) {
+  // A node id names one host; a name may be reported by several (a misconfiguration): confirming the wrong
+  // one would make "off" answers rest on a host that was never powered off, so an ambiguous name is refused.
   NodeId host = 0;
-  for (const auto& [h, rec] : hosts_)
-    if (host_name(h) == r.request.target || std::to_string(h) == r.request.target) host = h;
+  std::vector<NodeId> named;
+  for (const auto& [h, rec] : hosts_) {
+    if (std::to_string(h) == r.request.target) host = h;
+    if (host_name(h) == r.request.target) named.push_back(h);
+  }
+  if (host == 0 && named.size() > 1)
+    return reply(out, r, nullptr, Status::failure, errc::operation_failed,
+                 fmt::format("host name '{}' is reported by {} node ids; confirm by node id", r.request.target,
+                             named.size()));
+  if (host == 0 && named.size() == 1) host = named.front();
   if (host == 0)
     return reply(out, r, nullptr, Status::failure, errc::operation_failed, "no host '" + r.request.target + "'");
   if (members_.count(host))

@@ -415,6 +415,26 @@ TEST(ClusterReview, DivergentLossCounters) {
   expect_converged(c);
 }
 // R6: minority partition answers "off" from a confirmation while the majority restarted the domain.
+TEST(ClusterReview, ConfirmByAHostNameTwoHostsReportIsRefused) {
+  // h2 and h3 both call themselves "dup" (misconfigured). h3 is lost: "confirm-fenced dup" could confirm the
+  // wrong one, so it is refused; the node id is unambiguous.
+  Cluster c(3);
+  c.hostname = {{2, "dup"}, {3, "dup"}};
+  c.add(1, {});
+  c.add(2, {});
+  c.add(3, doms({{kD3, "d3", PowerState::running}}));
+  c.settle();
+  c.hub.crash(3);
+  c.settle();
+  c[3].model[kD3].state = PowerState::shutoff;  // powered off
+  const auto amb = c[1].call(Action::confirm_fenced, "dup");
+  EXPECT_EQ(amb.status, Status::failure);
+  EXPECT_NE(amb.message.find("node id"), std::string::npos) << amb.message;
+  EXPECT_NE(c[1].call(Action::status, "d3").status, Status::off) << "nothing confirmed";
+  EXPECT_EQ(c[1].call(Action::confirm_fenced, "3").status, Status::success);
+  EXPECT_EQ(c[1].call(Action::status, "d3").status, Status::off);
+}
+
 TEST(ClusterReview, MinorityOffFromStaleConfirmation) {
   Cluster c(5);
   c.configured = {1, 2, 3, 4, 5};  // {h2,h4,h5} is the majority
@@ -442,6 +462,7 @@ TEST(ClusterReview, MinorityOffFromStaleConfirmation) {
 // stability, decisive views, hand-over, duplicates. The fake libvirt of each host is the ground truth: a hook
 // answered yes starts the domain there; I1 (never active on two hosts outside a hand-over) is checked.
 TEST_P(Seeds, ClaimIsGrantedOnceStableAndRefusedElsewhere) {
+  // Scenario 1: basic claim: CLAIM, all ACKs (I5), fsync (I4), yes; every replica owner h1, epoch 1.
   guarded(c);
   const auto r1 = hook(c[1], Action::hook_prepare);
   EXPECT_FALSE(answer(c[1], r1)) << "no yes before every member acknowledged (I5)";
@@ -625,6 +646,7 @@ TEST_P(Seeds, MigrationHandsOwnershipOverWithAHigherEpoch) {
 }
 
 TEST_P(Seeds, FailedMigrationLeavesOwnershipWithTheSource) {
+  // Scenario 25: incoming copy dies → MIGRATE_END(fail) → owner h1, record cleared; new migration granted.
   running_on_h1(c);
   const std::uint64_t e = rec(c[1]).epoch;
   ASSERT_EQ(c[2].call(Action::hook_migrate, kV.str()).status, Status::success);

@@ -45,6 +45,7 @@ struct Cluster {
   // I1, checked after every event any engine handles: no UUID active in ground truth on two hosts unless some
   // replica records a hand-over for it. Scenarios that start an unguarded copy on purpose switch it off.
   std::set<NodeId> configured{1, 2, 3};  // [cluster] nodes of every engine (set before add())
+  std::map<NodeId, std::string> hostname;  // overrides the default "h<id>" (set before add())
   bool check_i1 = true;
   int double_active = 0;
   // I4 (every hook answer and fence outcome is in the log before the answer; a yes or an "off" only after an
@@ -88,7 +89,9 @@ struct Node final : BusListener {
   void reset_engine() {
     Policy p;
     engine = std::make_unique<ClusterEngine>(
-        ClusterIdentity{id, "h" + std::to_string(id), incarnation, false, c.configured, guard}, p);
+        ClusterIdentity{id, c.hostname.count(id) ? c.hostname.at(id) : "h" + std::to_string(id), incarnation, false,
+                        c.configured, guard},
+        p);
   }
   void feed(ClusterInput in) {
     run(engine->handle(ClusterEvent{c.now, std::move(in)}));
