@@ -44,6 +44,9 @@ std::int64_t mono_ms() {
       .count();
 }
 
+// status, monitor and list read the map and change nothing.
+bool is_read(fv::Op op) { return op == fv::Op::status || op == fv::Op::devstatus || op == fv::Op::hostlist; }
+
 std::string op_name(fv::Op op) {
   switch (op) {
     case fv::Op::null:
@@ -392,8 +395,7 @@ struct FenceVirtListeners::Impl : std::enable_shared_from_this<Impl> {
     }
     s.history.record(op, v.req.seqno, v.req.domain, mono_ms());
     then_first();
-    if (v.req.op == fv::Op::status || v.req.op == fv::Op::devstatus || v.req.op == fv::Op::hostlist ||
-        v.req.op == fv::Op::null) {
+    if (is_read(v.req.op) || v.req.op == fv::Op::null) {
       // A read is remembered (a replay is refused, also after a restart of vguardd) but not flushed: only a
       // kernel crash can lose it, and a read replayed after that changes nothing. What changes state is
       // flushed before it runs.
@@ -641,7 +643,7 @@ struct FenceVirtListeners::Impl : std::enable_shared_from_this<Impl> {
     const std::string who = requester + " key " + v.key->name;
     std::string why;
     std::optional<Answer> a;
-    if (v.req.op == fv::Op::status || v.req.op == fv::Op::devstatus || v.req.op == fv::Op::hostlist) {
+    if (is_read(v.req.op)) {
       // A read changes nothing, so the engine may answer while the client is still busy with the
       // challenge-response; the answer is sent only once the client passed it and the digest is durable.
       using namespace asio::experimental::awaitable_operators;
@@ -665,7 +667,7 @@ struct FenceVirtListeners::Impl : std::enable_shared_from_this<Impl> {
       close_socket(*sock);
       co_return;
     }
-    if (!a && v.req.op != fv::Op::status && v.req.op != fv::Op::devstatus && v.req.op != fv::Op::hostlist)
+    if (!a && !is_read(v.req.op))
       a = co_await self->execute(v.req.op, v.req.domain, id, who, s->name);
     wd.arm(kWriteDeadline);
     if (a && !co_await write_all(sock, stream_bytes(*a)))
